@@ -1,0 +1,2 @@
+"""Registered conditioner types."""
+from . import t5_local  # noqa: F401

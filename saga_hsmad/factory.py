@@ -1,0 +1,173 @@
+"""Builders for every config section, aware of the registries, that patch nothing.
+
+These are the functions ``saga_hsmad.install()`` puts in place of stable-audio-tools' factories.
+Called directly they need no patching: ``saga_hsmad.create_model_from_config(cfg)``.
+A section whose ``type`` is stable-audio-tools' own is handed to the original builder, so the
+stock types keep working and gain our fixes (conditioner lists, unknown-type messages).
+"""
+from __future__ import annotations
+
+import inspect
+import typing as tp
+
+from .registry import CONDITIONERS, DIFFUSION_MODELS, PRETRANSFORMS, TRAINING_WRAPPERS, UnknownTypeError
+
+Config = tp.Dict[str, tp.Any]
+
+DIFFUSION_KEYS = {
+    "type", "config", "diffusion_objective", "cross_attention_cond_ids", "global_cond_ids",
+    "input_concat_ids", "prepend_cond_ids", "distribution_shift_options",
+}
+MODEL_TYPES = ("autoencoder", "diffusion_uncond", "diffusion_cond", "diffusion_cond_inpaint",
+               "diffusion_autoencoder", "lm")
+
+
+def _originals():
+    from . import install as _install
+    return _install.originals()
+
+
+def construct(cls: tp.Callable, config: Config, where: str, **context: tp.Any):
+    """``cls(**config)``, adding the ``context`` arguments ``cls`` accepts; a key that is not
+    a constructor argument is an error naming ``where`` (upstream would ignore a typo)."""
+    if not isinstance(config, dict):
+        raise TypeError(f"{where} must be a JSON object, got {type(config).__name__}")
+    params = inspect.signature(cls).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    accepted = {k for k, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    if not takes_any:
+        unknown = sorted(set(config) - accepted)
+        if unknown:
+            raise TypeError(f"{where}: unknown key(s) {unknown} for {cls.__name__}; accepted: {sorted(accepted)}")
+    kwargs = {k: v for k, v in context.items() if (k in accepted) and k not in config}
+    try:
+        return cls(**kwargs, **config)
+    except TypeError as e:
+        raise TypeError(f"{where}: cannot build {cls.__name__}: {e}") from e
+
+
+def create_pretransform_from_config(pretransform_config: Config, sample_rate: int):
+    """Build a registered pretransform, or hand stable-audio-tools' types to its own builder."""
+    ptype = pretransform_config.get("type")
+    if ptype not in PRETRANSFORMS:
+        PRETRANSFORMS.check(ptype, "model.pretransform.type")
+        return _originals()["create_pretransform_from_config"](pretransform_config, sample_rate)
+    unknown = set(pretransform_config) - {"type", "config", "enable_grad"}
+    if unknown:
+        raise TypeError(f"model.pretransform: unknown key(s) {sorted(unknown)}")
+    cls = PRETRANSFORMS.get(ptype, "model.pretransform.type")
+    pretransform = construct(cls, pretransform_config.get("config", {}), "model.pretransform.config",
+                             sample_rate=sample_rate)
+    pretransform.enable_grad = bool(pretransform_config.get("enable_grad", False))
+    pretransform.eval().requires_grad_(pretransform.enable_grad)
+    return pretransform
+
+
+def create_multi_conditioner_from_conditioning_config(config: Config, pretransform=None):
+    """A ``MultiConditioner`` holding stable-audio-tools' conditioners and ours, by ``type``."""
+    from .conditioners.multi import MultiConditioner
+
+    if "cond_dim" not in config:
+        raise KeyError("model.conditioning.cond_dim is missing")
+    unknown = set(config) - {"cond_dim", "configs", "default_keys", "pre_encoded_keys"}
+    if unknown:
+        raise TypeError(f"model.conditioning: unknown key(s) {sorted(unknown)}")
+    items = config.get("configs", [])
+    ours, upstream = [], []
+    for i, item in enumerate(items):
+        where = f"model.conditioning.configs[{i}]"
+        for key in ("id", "type"):
+            if key not in item:
+                raise KeyError(f"{where}.{key} is missing")
+        CONDITIONERS.check(item["type"], f"{where}.type")
+        (ours if item["type"] in CONDITIONERS else upstream).append((where, item))
+
+    conditioners = {}
+    if upstream:
+        stock = _originals()["create_multi_conditioner_from_conditioning_config"](
+            {**config, "configs": [item for _, item in upstream]}, pretransform=pretransform)
+        conditioners.update(stock.conditioners.items())
+    for where, item in ours:
+        cls = CONDITIONERS.get(item["type"], f"{where}.type")
+        cfg = {"output_dim": config["cond_dim"], **item.get("config", {})}
+        conditioners[item["id"]] = construct(cls, cfg, f"{where}.config", pretransform=pretransform)
+    ordered = {item["id"]: conditioners[item["id"]] for item in items}
+    return MultiConditioner(ordered, default_keys=config.get("default_keys", {}),
+                            pre_encoded_keys=config.get("pre_encoded_keys", []))
+
+
+def create_diffusion_cond_from_config(config: Config):
+    """Build a conditioned diffusion model whose backbone may be one of our registered types."""
+    from stable_audio_tools.models.diffusion import ConditionedDiffusionModelWrapper
+
+    model_cfg = config.get("model")
+    if model_cfg is None:
+        raise KeyError("'model' section is missing")
+    diffusion = model_cfg.get("diffusion")
+    if diffusion is None:
+        raise KeyError("model.diffusion is missing")
+    dtype = diffusion.get("type")
+    if dtype not in DIFFUSION_MODELS:
+        DIFFUSION_MODELS.check(dtype, "model.diffusion.type")
+        return _originals()["create_diffusion_cond_from_config"](config)
+
+    unknown = set(diffusion) - DIFFUSION_KEYS
+    if unknown:
+        raise TypeError(f"model.diffusion: unknown key(s) {sorted(unknown)}; accepted: {sorted(DIFFUSION_KEYS)}")
+    for key in ("io_channels",):
+        if key not in model_cfg:
+            raise KeyError(f"model.{key} is missing")
+    if "sample_rate" not in config:
+        raise KeyError("sample_rate is missing")
+    objective = diffusion.get("diffusion_objective", "v")
+    cls = DIFFUSION_MODELS.get(dtype, "model.diffusion.type")
+    backbone = construct(cls, diffusion.get("config", {}), "model.diffusion.config",
+                         diffusion_objective=objective)
+
+    pretransform = None
+    min_input_length = 1
+    if model_cfg.get("pretransform") is not None:
+        pretransform = create_pretransform_from_config(model_cfg["pretransform"], config["sample_rate"])
+        min_input_length = pretransform.downsampling_ratio
+    conditioner = None
+    if model_cfg.get("conditioning") is not None:
+        conditioner = create_multi_conditioner_from_conditioning_config(model_cfg["conditioning"], pretransform)
+    min_input_length *= int(getattr(backbone, "length_multiple", 1))
+
+    ids = {name: diffusion.get(key, []) for name, key in (
+        ("cross_attn_cond_ids", "cross_attention_cond_ids"), ("global_cond_ids", "global_cond_ids"),
+        ("input_concat_ids", "input_concat_ids"), ("prepend_cond_ids", "prepend_cond_ids"))}
+    if conditioner is not None:
+        for name, id_list in ids.items():
+            missing = [i for i in id_list if i not in conditioner.conditioners]
+            if missing:
+                raise KeyError(f"model.diffusion.{name.replace('cross_attn', 'cross_attention')}: "
+                               f"{missing} are not ids in model.conditioning.configs")
+    return ConditionedDiffusionModelWrapper(
+        backbone, conditioner, io_channels=model_cfg["io_channels"], sample_rate=config["sample_rate"],
+        min_input_length=min_input_length, diffusion_objective=objective,
+        distribution_shift_options=diffusion.get("distribution_shift_options"), pretransform=pretransform,
+        **ids)
+
+
+def create_model_from_config(model_config: Config):
+    """Build any model stable-audio-tools builds, with our registered types available."""
+    mtype = model_config.get("model_type")
+    if mtype not in MODEL_TYPES:
+        raise UnknownTypeError(f"unknown model_type {mtype!r}; known: {list(MODEL_TYPES)}")
+    if mtype in ("diffusion_cond", "diffusion_cond_inpaint"):
+        return create_diffusion_cond_from_config(model_config)
+    return _originals()["create_model_from_config"](model_config)
+
+
+def create_training_wrapper_from_config(model_config: Config, model):
+    """The Lightning module that trains ``model``: a registered wrapper chosen by ``training.type``
+    (default ``diffusion_cond``, stable-audio-tools' wrapper with our fixes), or upstream's builder
+    for model types we do not wrap."""
+    training = model_config.get("training", {})
+    if model_config.get("model_type") in ("diffusion_cond", "diffusion_cond_inpaint") and "arc" not in training:
+        wtype = training.get("type", "diffusion_cond")
+        cls = TRAINING_WRAPPERS.get(wtype, "training.type")
+        return cls.from_config(model_config, model)
+    return _originals()["create_training_wrapper_from_config"](model_config, model)
+

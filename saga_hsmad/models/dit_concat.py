@@ -119,6 +119,14 @@ class DiTConcat(ConditionedDiffusionModel):
             project_cond_tokens=project_cond_tokens, global_cond_type=global_cond_type,
             patch_size=patch_size, diffusion_objective=diffusion_objective, **transformer_kwargs)
 
+    def adapt_pretrained_state(self, state: tp.Dict[str, torch.Tensor]) -> tuple[dict, list[str]]:
+        """Hook of ``training.pretrained.load_pretrained``: a stock (Stable Audio Open) DiT state with keys
+        relative to this backbone → the same state with the input projections widened for the concat
+        channels, new weights zero (see ``sao_init``). Returns (state, widened keys)."""
+        from .sao_init import widen_input_projections
+
+        return widen_input_projections(state, self.io_channels, self.input_concat_dim, self.length_multiple)
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, cross_attn_cond: torch.Tensor | None = None,
                 cross_attn_mask: torch.Tensor | None = None, global_cond: torch.Tensor | None = None,
                 input_concat_cond: torch.Tensor | None = None, prepend_cond: torch.Tensor | None = None,

@@ -233,7 +233,8 @@ class MRCIUNet(ConditionedDiffusionModel):
         encoder: ``HierarchicalSymbolEncoder`` kwargs.
         symbol_mode: "hierarchical" | "global" | "flat" (module docstring).
         tca_levels, scm_levels: injection sites; None = the mode's default.
-        cond_dropout: training dropout probability per condition, keys "structure" and "style".
+        cond_dropout: training dropout probability per condition, keys ⊆ {"structure", "style"}; a missing
+            key takes the paper value 0.1.
         dropout: dropout inside the U-Net blocks.
         rotary: rotary frame positions in the U-Net's self-attention and TCA.
         diffusion_objective: given by the builder; the model predicts the rectified-flow velocity.
@@ -300,10 +301,11 @@ class MRCIUNet(ConditionedDiffusionModel):
         enc_width = dict(zip(self.encoder.level_names, self.encoder.widths))
 
         # -- conditions and their learned null values -------------------------------------------
-        cond_dropout = dict(DEFAULT_COND_DROPOUT if cond_dropout is None else cond_dropout)
-        if set(cond_dropout) != set(self.condition_names):
-            raise ValueError(f"{where}.cond_dropout must give exactly {list(self.condition_names)}, "
-                             f"got {sorted(cond_dropout)}")
+        unknown = sorted(set(cond_dropout or {}) - set(self.condition_names))
+        if unknown:
+            raise KeyError(f"{where}.cond_dropout: unknown condition(s) {unknown}; mrci_unet's conditions are "
+                           f"{list(self.condition_names)}")
+        cond_dropout = {**DEFAULT_COND_DROPOUT, **(cond_dropout or {})}
         for name, p in cond_dropout.items():
             if not 0.0 <= float(p) <= 1.0:
                 raise ValueError(f"{where}.cond_dropout.{name} must be in [0, 1], got {p}")

@@ -23,8 +23,8 @@ MODEL_TYPES = ("autoencoder", "diffusion_uncond", "diffusion_cond", "diffusion_c
 
 
 def _originals():
-    from . import install as _install
-    return _install.originals()
+    from . import patching
+    return patching.originals()
 
 
 def construct(cls: tp.Callable, config: Config, where: str, **context: tp.Any):

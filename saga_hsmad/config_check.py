@@ -1,0 +1,414 @@
+"""Validate model and dataset configs before anything is built or loaded, and describe every type.
+
+stable-audio-tools reads configs with ``dict.get`` and ignores what it does not know, so a misspelled key
+silently does nothing. ``validate_model_config`` checks every section against the constructor it feeds
+(unknown keys, value types from annotations or defaults, missing required keys) and the dimensions that
+must agree between parts (pretransform channels, conditioning widths, backbone input widths, routed ids),
+and reports each problem with its key path. Nothing is constructed and no weights are read.
+
+    python -m saga_hsmad.config_check model_configs/saga_sr/tiny.json dataset_configs/saga_sr/demo.json
+    python -m saga_hsmad.config_check --describe            # every registered type, keys and defaults
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import json
+import sys
+import typing as tp
+from pathlib import Path
+
+from .registry import CONDITIONERS, DATASETS, DIFFUSION_MODELS, PRETRANSFORMS, TRAINING_WRAPPERS
+
+
+class ConfigError(ValueError):
+    """One or more problems in a config; each line names a key path."""
+
+
+@dataclasses.dataclass
+class Problem:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+def load_config(path: str | Path, kind: tp.Literal["model", "dataset"] = "model", validate: bool = True) -> dict:
+    """Read a JSON config with errors that name the file (and line), then validate it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{kind} config {path} does not exist")
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON at line {e.lineno} column {e.colno}: {e.msg}") from e
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: a {kind} config must be a JSON object")
+    if validate:
+        problems = validate_model_config(config) if kind == "model" else validate_dataset_config(config)
+        if problems:
+            raise ConfigError(f"{path}: {len(problems)} problem(s):\n  " + "\n  ".join(map(str, problems)))
+    return config
+
+
+# --- constructor signatures ------------------------------------------------------------------------
+
+def _upstream_classes() -> dict[str, dict[str, tp.Any]]:
+    from stable_audio_tools.models import conditioners as c
+    from stable_audio_tools.models import pretransforms as p
+    from stable_audio_tools.models.dit import DiffusionTransformer
+
+    return {
+        "conditioner": {"t5": c.T5Conditioner, "clap_text": c.CLAPTextConditioner, "int": c.IntConditioner,
+                        "number": c.NumberConditioner, "list": c.ListConditioner, "lut": c.TokenizerLUTConditioner,
+                        "pretransform": c.PretransformConditioner, "source_mix": c.SourceMixConditioner},
+        "diffusion": {"dit": DiffusionTransformer},
+        "pretransform": {"wavelet": p.WaveletPretransform, "patched": p.PatchedPretransform},
+    }
+
+
+# Keys a builder adds itself or consumes before the constructor sees the rest.
+CONTEXT_KEYS = {"output_dim", "pretransform", "diffusion_objective", "sample_rate", "model", "model_config",
+                "optimizer", "self", "cond_pretransform"}
+EXTRA_KEYS = {"pretransform": {"sample_rate", "pretransform_config", "use_model_pretransform",
+                               "pretransform_ckpt_path"},
+              "source_mix": {"sample_rate", "pretransform_config", "use_model_pretransform", "pretransform_ckpt_path"}}
+# DiT passes unknown keys to ContinuousTransformer; these are the ones it reads.
+DIT_TRANSFORMER_KEYS = {"use_checkpointing", "dim_heads", "cross_attend", "cond_token_dim", "global_cond_dim",
+                        "causal", "rotary_pos_emb", "zero_init_branch_outputs", "conformer", "layer_scale",
+                        "attn_kwargs", "ff_kwargs", "norm_kwargs", "use_sinusoidal_emb", "use_abs_pos_emb",
+                        "abs_pos_emb_max_length", "num_memory_tokens", "sliding_window", "qk_norm",
+                        "differential", "feat_scale", "final_cross_attn_ix"}
+
+
+def _type_ok(value: tp.Any, annotation: tp.Any, default: tp.Any) -> str | None:
+    """None if ``value`` fits the annotation (or the default's type); else what was expected."""
+    origin = tp.get_origin(annotation)
+    if annotation is inspect.Parameter.empty or isinstance(annotation, str):
+        if default is None or default is inspect.Parameter.empty:
+            return None
+        annotation, origin = type(default), None
+    if origin is tp.Literal:
+        return None if value in tp.get_args(annotation) else f"one of {list(tp.get_args(annotation))}"
+    if origin in (tp.Union, getattr(__import__("types"), "UnionType", None)):
+        args = tp.get_args(annotation)
+        if value is None and type(None) in args:
+            return None
+        failures = [_type_ok(value, a, inspect.Parameter.empty) for a in args if a is not type(None)]
+        return None if any(f is None for f in failures) else " or ".join(f for f in failures if f)
+    base = origin or annotation
+    if base in (float,):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif base is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif base is bool:
+        ok = isinstance(value, bool)
+    elif base is str:
+        ok = isinstance(value, str)
+    elif base in (list, tuple, tp.Sequence, tp.List, tp.Tuple):
+        ok = isinstance(value, list)
+    elif base in (dict, tp.Dict, tp.Mapping):
+        ok = isinstance(value, dict)
+    else:
+        return None
+    return None if ok else getattr(base, "__name__", str(base))
+
+
+def check_kwargs(cls: tp.Any, config: dict, path: str, extra: set[str] = frozenset()) -> list[Problem]:
+    """Unknown keys, wrong value types and missing required arguments of ``cls(**config)``."""
+    if not isinstance(config, dict):
+        return [Problem(path, f"must be a JSON object, got {type(config).__name__}")]
+    signature = inspect.signature(cls)
+    try:
+        hints = tp.get_type_hints(cls.__init__) if inspect.isclass(cls) else tp.get_type_hints(cls)
+    except Exception:
+        hints = {}
+    params = {k: p for k, p in signature.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    problems = []
+    allowed = set(params) | set(extra)
+    if cls.__name__ == "DiffusionTransformer":
+        allowed |= DIT_TRANSFORMER_KEYS
+        takes_any = False
+    for key, value in config.items():
+        if key not in allowed and not takes_any:
+            close = [k for k in sorted(allowed - CONTEXT_KEYS) if _similar(k, key)]
+            hint = f"; did you mean {close[0]!r}?" if close else f"; accepted: {sorted(allowed - CONTEXT_KEYS)}"
+            problems.append(Problem(f"{path}.{key}", f"unknown key for {cls.__name__}{hint}"))
+        elif key in params:
+            expected = _type_ok(value, hints.get(key, params[key].annotation), params[key].default)
+            if expected:
+                problems.append(Problem(f"{path}.{key}", f"expected {expected}, got {json.dumps(value)}"))
+    for key, p in params.items():
+        if p.default is inspect.Parameter.empty and key not in config and key not in CONTEXT_KEYS \
+                and key not in ("dim",):
+            problems.append(Problem(f"{path}.{key}", f"required by {cls.__name__} but missing"))
+    return problems
+
+
+def _similar(a: str, b: str) -> bool:
+    import difflib
+
+    return difflib.SequenceMatcher(None, a, b).ratio() > 0.8
+
+
+# --- model configs -----------------------------------------------------------------------------------
+
+def pretransform_channels(cfg: dict | None) -> tuple[int | None, int | None]:
+    """(audio channels, encoded channels) of a pretransform config, when they follow from it alone."""
+    if not cfg:
+        return None, None
+    c = cfg.get("config", {})
+    if cfg.get("type") == "patch":
+        channels, patch = c.get("channels", 2), c.get("patch_size", 256)
+        return channels, channels * patch
+    if cfg.get("type") == "autoencoder":
+        return c.get("io_channels"), c.get("latent_dim")
+    if cfg.get("type") == "patched":
+        return c.get("channels"), c.get("channels", 0) * c.get("patch_size", 0) or None
+    return None, None
+
+
+def validate_model_config(config: dict) -> list[Problem]:
+    problems: list[Problem] = []
+    for key in ("model_type", "sample_rate", "sample_size", "model"):
+        if key not in config:
+            problems.append(Problem(key, "missing"))
+    if problems:
+        return problems
+    known_top = {"model_type", "sample_rate", "sample_size", "audio_channels", "model", "training", "sampling"}
+    for key in config:
+        if key not in known_top:
+            problems.append(Problem(key, f"unknown top-level key; known: {sorted(known_top)}"))
+    model = config["model"]
+    upstream = _upstream_classes()
+
+    # pretransform
+    pt = model.get("pretransform")
+    audio_ch, enc_ch = pretransform_channels(pt)
+    if pt is not None:
+        ptype = pt.get("type")
+        if not PRETRANSFORMS.is_known(ptype):
+            problems.append(Problem("model.pretransform.type", f"unknown type {ptype!r}; known: "
+                                    f"{PRETRANSFORMS.names() + list(PRETRANSFORMS.upstream_types)}"))
+        elif ptype in PRETRANSFORMS:
+            problems += check_kwargs(PRETRANSFORMS.get(ptype), pt.get("config", {}), "model.pretransform.config")
+        elif ptype in upstream["pretransform"]:
+            problems += check_kwargs(upstream["pretransform"][ptype], pt.get("config", {}), "model.pretransform.config")
+        if audio_ch is not None and config.get("audio_channels", 2) != audio_ch:
+            problems.append(Problem("audio_channels", f"{config.get('audio_channels', 2)} but the pretransform "
+                                    f"takes {audio_ch}-channel audio"))
+        if enc_ch is not None and model.get("io_channels") != enc_ch:
+            problems.append(Problem("model.io_channels", f"{model.get('io_channels')} but the pretransform "
+                                    f"encodes to {enc_ch} channels"))
+        ratio = pt.get("config", {}).get("patch_size") if pt.get("type") == "patch" else \
+            pt.get("config", {}).get("downsampling_ratio")
+        if ratio and config["sample_size"] % ratio:
+            problems.append(Problem("sample_size", f"{config['sample_size']} is not a multiple of the "
+                                    f"pretransform's downsampling ratio {ratio}"))
+
+    # conditioning
+    widths: dict[str, int] = {}
+    cond = model.get("conditioning")
+    if cond is not None:
+        cond_dim = cond.get("cond_dim")
+        if not isinstance(cond_dim, int):
+            problems.append(Problem("model.conditioning.cond_dim", "missing or not an integer"))
+        for key in cond:
+            if key not in ("cond_dim", "configs", "default_keys", "pre_encoded_keys"):
+                problems.append(Problem(f"model.conditioning.{key}", "unknown key"))
+        ids = set()
+        for i, item in enumerate(cond.get("configs", [])):
+            where = f"model.conditioning.configs[{i}]"
+            ctype, cid = item.get("type"), item.get("id")
+            if cid is None:
+                problems.append(Problem(f"{where}.id", "missing"))
+            if cid in ids:
+                problems.append(Problem(f"{where}.id", f"duplicate id {cid!r}"))
+            ids.add(cid)
+            for key in item:
+                if key not in ("id", "type", "config"):
+                    problems.append(Problem(f"{where}.{key}", "unknown key (expected id, type, config)"))
+            ccfg = item.get("config", {})
+            if not CONDITIONERS.is_known(ctype):
+                problems.append(Problem(f"{where}.type", f"unknown conditioner type {ctype!r}; known: "
+                                        f"{CONDITIONERS.names() + list(CONDITIONERS.upstream_types)}"))
+                continue
+            cls = CONDITIONERS.get(ctype) if ctype in CONDITIONERS else upstream["conditioner"].get(ctype)
+            if cls is not None:
+                problems += check_kwargs(cls, ccfg, f"{where}.config", EXTRA_KEYS.get(ctype, set()))
+            if ctype in ("pretransform",) and ccfg.get("use_model_pretransform"):
+                widths[cid] = enc_ch
+            else:
+                widths[cid] = ccfg.get("output_dim", cond_dim)
+
+    # diffusion
+    diff = model.get("diffusion")
+    if config["model_type"] in ("diffusion_cond", "diffusion_cond_inpaint"):
+        if diff is None:
+            problems.append(Problem("model.diffusion", "missing"))
+        else:
+            problems += _check_diffusion(config, diff, widths, upstream)
+    problems += _check_training(config)
+    return problems
+
+
+ROUTES = ("cross_attention_cond_ids", "global_cond_ids", "input_concat_ids", "prepend_cond_ids")
+
+
+def _check_diffusion(config: dict, diff: dict, widths: dict, upstream: dict) -> list[Problem]:
+    from .factory import DIFFUSION_KEYS
+
+    problems = []
+    for key in diff:
+        if key not in DIFFUSION_KEYS:
+            problems.append(Problem(f"model.diffusion.{key}", f"unknown key; known: {sorted(DIFFUSION_KEYS)}"))
+    dtype = diff.get("type")
+    dcfg = diff.get("config", {})
+    if not DIFFUSION_MODELS.is_known(dtype):
+        return problems + [Problem("model.diffusion.type", f"unknown diffusion type {dtype!r}; known: "
+                                   f"{DIFFUSION_MODELS.names() + list(DIFFUSION_MODELS.upstream_types)}")]
+    cls = DIFFUSION_MODELS.get(dtype) if dtype in DIFFUSION_MODELS else upstream["diffusion"].get(dtype)
+    if cls is not None:
+        problems += check_kwargs(cls, dcfg, "model.diffusion.config")
+    if diff.get("diffusion_objective", "v") not in ("v", "rectified_flow", "rf_denoiser"):
+        problems.append(Problem("model.diffusion.diffusion_objective", "must be v, rectified_flow or rf_denoiser"))
+    for route in ROUTES:
+        for cid in diff.get(route, []):
+            if cid not in widths:
+                problems.append(Problem(f"model.diffusion.{route}", f"{cid!r} is not an id in model.conditioning.configs"))
+    io = config["model"].get("io_channels")
+    if "io_channels" in dcfg and dcfg["io_channels"] != io:
+        problems.append(Problem("model.diffusion.config.io_channels", f"{dcfg['io_channels']} but model.io_channels is {io}"))
+
+    def total(route):
+        vals = [widths.get(c) for c in diff.get(route, [])]
+        return None if any(v is None for v in vals) else sum(vals)
+
+    cross = [widths.get(c) for c in diff.get("cross_attention_cond_ids", [])]
+    if "cond_token_dim" in dcfg and cross and all(v is not None for v in cross):
+        if len(set(cross)) > 1:
+            problems.append(Problem("model.diffusion.cross_attention_cond_ids", f"tokens of different widths {cross}"))
+        elif cross[0] != dcfg["cond_token_dim"]:
+            problems.append(Problem("model.diffusion.config.cond_token_dim",
+                                    f"{dcfg['cond_token_dim']} but the cross-attention conditions are {cross[0]} wide"))
+    for key, route in (("global_cond_dim", "global_cond_ids"), ("input_concat_dim", "input_concat_ids")):
+        want = total(route)
+        if key in dcfg and want is not None and diff.get(route) and dcfg[key] != want:
+            problems.append(Problem(f"model.diffusion.config.{key}",
+                                    f"{dcfg[key]} but {route} {diff[route]} add up to {want}"))
+        if diff.get(route) and key in ("global_cond_dim", "input_concat_dim") and cls is not None \
+                and key in inspect.signature(cls).parameters and key not in dcfg:
+            problems.append(Problem(f"model.diffusion.config.{key}", f"missing although {route} is set"))
+    check = getattr(cls, "check_config", None)
+    if check is not None:
+        problems += [Problem(p, m) for p, m in check(config)]
+    return problems
+
+
+TRAINING_ONLY_KEYS = {"type", "demo"}
+
+
+def _check_training(config: dict) -> list[Problem]:
+    training = config.get("training")
+    if training is None or config["model_type"] not in ("diffusion_cond", "diffusion_cond_inpaint"):
+        return []
+    wtype = training.get("type", "diffusion_cond")
+    if wtype not in TRAINING_WRAPPERS:
+        return [Problem("training.type", f"unknown training wrapper {wtype!r}; known: {TRAINING_WRAPPERS.names()}")]
+    from .training.diffusion_cond import KEY_ALIASES
+
+    cls = TRAINING_WRAPPERS.get(wtype)
+    kwargs = {KEY_ALIASES.get(k, k): v for k, v in training.items() if k not in TRAINING_ONLY_KEYS}
+    problems = [Problem(p.path.replace("training.lr", "training.learning_rate"), p.message)
+                for p in check_kwargs(cls, kwargs, "training")]
+    opt = training.get("optimizer_configs", {}).get("diffusion", {})
+    if opt:
+        import torch
+
+        otype = opt.get("optimizer", {}).get("type")
+        if otype is not None and not hasattr(torch.optim, otype):
+            problems.append(Problem("training.optimizer_configs.diffusion.optimizer.type", f"{otype!r} is not in torch.optim"))
+        sched = opt.get("scheduler")
+        if sched is not None:
+            from .training.schedulers import SCHEDULERS
+
+            stype = sched.get("type")
+            cls = SCHEDULERS.get(stype) or getattr(torch.optim.lr_scheduler, str(stype), None)
+            where = "training.optimizer_configs.diffusion.scheduler"
+            if cls is None:
+                problems.append(Problem(f"{where}.type", f"{stype!r} is not a scheduler; ours: {sorted(SCHEDULERS)}"))
+            else:
+                problems += check_kwargs(cls, sched.get("config", {}), f"{where}.config")
+    if "demo" in training:
+        from .training.callbacks import DemoCallback
+
+        problems += check_kwargs(DemoCallback, training["demo"], "training.demo", {"out_dir", "sample_rate"})
+    return problems
+
+
+def validate_dataset_config(config: dict) -> list[Problem]:
+    dtype = config.get("dataset_type")
+    if dtype is None:
+        return [Problem("dataset_type", "missing")]
+    if dtype not in DATASETS:
+        return [Problem("dataset_type", f"unknown dataset type {dtype!r}; known: {DATASETS.names()}")]
+    kwargs = {k: v for k, v in config.items() if k not in ("dataset_type", "loader")}
+    problems = check_kwargs(DATASETS.get(dtype), kwargs, "dataset")
+    return [p for p in problems if p.path.split(".")[-1] not in ("sample_size", "sample_rate", "audio_channels", "seed")]
+
+
+# --- describe ---------------------------------------------------------------------------------------------
+
+def describe() -> str:
+    """Every registered type with its config keys, types and defaults, read from the constructors."""
+    lines = []
+    for registry in (CONDITIONERS, DIFFUSION_MODELS, PRETRANSFORMS, TRAINING_WRAPPERS, DATASETS):
+        lines.append(f"## {registry.kind} types")
+        for name, cls in registry.items():
+            doc = (inspect.getdoc(cls) or "").split("\n")[0]
+            lines.append(f"\n{name}  ({cls.__module__}.{cls.__name__})  {doc}")
+            try:
+                hints = tp.get_type_hints(cls.__init__)
+            except Exception:
+                hints = {}
+            for key, p in inspect.signature(cls).parameters.items():
+                if key in CONTEXT_KEYS or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                    continue
+                ann = hints.get(key, p.annotation)
+                ann = "" if ann is inspect.Parameter.empty else f": {getattr(ann, '__name__', None) or str(ann).replace('typing.', '')}"
+                default = "  (required)" if p.default is inspect.Parameter.empty else f" = {json.dumps(p.default, default=str)}"
+                lines.append(f"    {key}{ann}{default}")
+        lines.append("")
+    if stream_upstream := PRETRANSFORMS.upstream_types:
+        lines.append("stable-audio-tools' own types are accepted too: see its docs; "
+                     f"e.g. pretransforms {list(stream_upstream)}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Validate configs or describe the registered types.")
+    parser.add_argument("configs", nargs="*", help="model or dataset JSON files (kind detected from the keys)")
+    parser.add_argument("--describe", action="store_true", help="list every registered type's keys and defaults")
+    args = parser.parse_args(argv)
+    if args.describe:
+        print(describe())
+    status = 0
+    for path in args.configs:
+        try:
+            raw = json.loads(Path(path).read_text())
+            kind = "dataset" if "dataset_type" in raw else "model"
+            load_config(path, kind)
+            print(f"{path}: ok ({kind} config)")
+        except (ConfigError, FileNotFoundError, json.JSONDecodeError) as e:
+            print(f"{e}", file=sys.stderr)
+            status = 1
+    if not args.configs and not args.describe:
+        parser.print_help()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

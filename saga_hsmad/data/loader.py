@@ -1,0 +1,61 @@
+"""Data loaders for registered dataset types.
+
+stable-audio-tools' own loader factory knows a fixed list of dataset types and hard-codes
+``persistent_workers=True`` (so ``num_workers=0`` raises); this one builds any registered type and
+passes loader options through. Items are ``(audio (c, n), metadata)``; the batch is
+``(audio (b, c, n), [metadata, ...])`` with each padding mask wrapped in a one-element list, the form
+stable-audio-tools 0.0.19's training step indexes.
+"""
+from __future__ import annotations
+
+import typing as tp
+
+import numpy as np
+import torch
+
+from ..registry import DATASETS
+
+
+def collate(items: tp.Sequence[tuple[torch.Tensor, dict]]) -> tuple[torch.Tensor, list[dict]]:
+    audio = torch.stack([a for a, _ in items])
+    metadata = []
+    for _, md in items:
+        md = dict(md)
+        if "padding_mask" in md and isinstance(md["padding_mask"], torch.Tensor):
+            md["padding_mask"] = [md["padding_mask"]]
+        metadata.append(md)
+    return audio, metadata
+
+
+def create_dataset_from_config(dataset_config: dict, where: str = "dataset config", **context: tp.Any):
+    """A registered dataset from ``{"dataset_type": ..., **constructor kwargs}`` plus loader context
+    (``sample_size``, ``sample_rate``, ``audio_channels``, ``seed``), each passed if accepted."""
+    from ..factory import construct
+
+    if "dataset_type" not in dataset_config:
+        raise KeyError(f"{where}: 'dataset_type' is missing")
+    config = {k: v for k, v in dataset_config.items() if k not in ("dataset_type", "loader")}
+    cls = DATASETS.get(dataset_config["dataset_type"], f"{where}.dataset_type")
+    return construct(cls, config, where, **context)
+
+
+def _seed_worker(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+
+
+def create_dataloader_from_config(dataset_config: dict, batch_size: int, sample_size: int, sample_rate: int,
+                                  audio_channels: int = 2, num_workers: int = 0, shuffle: bool = True,
+                                  seed: int = 0, where: str = "dataset config", drop_last: bool | None = None):
+    dataset = create_dataset_from_config(dataset_config, where, sample_size=sample_size, sample_rate=sample_rate,
+                                         audio_channels=audio_channels, seed=seed)
+    if len(dataset) == 0:
+        raise ValueError(f"{where}: the dataset is empty")
+    loader_options = dataset_config.get("loader", {})
+    generator = torch.Generator().manual_seed(seed)
+    if drop_last is None:
+        drop_last = len(dataset) >= batch_size
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, collate_fn=collate,
+        persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available(), drop_last=drop_last,
+        worker_init_fn=_seed_worker, generator=generator, **loader_options)

@@ -1,0 +1,2 @@
+"""Registered training wrappers and schedulers."""
+from . import diffusion_cond  # noqa: F401

@@ -1,0 +1,116 @@
+"""Lightning callbacks and loggers for ``train.py``."""
+from __future__ import annotations
+
+import traceback
+import typing as tp
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+
+class ModelConfigEmbedder(pl.Callback):
+    """Stores the model config in every checkpoint, so ``sample.py --ckpt`` needs nothing else."""
+
+    def __init__(self, model_config: dict):
+        self.model_config = model_config
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint["model_config"] = self.model_config
+
+
+class EpochSetter(pl.Callback):
+    """Tells the training dataset the epoch, so random windows differ between epochs but stay a
+    function of (seed, epoch, index)."""
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        loader = trainer.train_dataloader
+        dataset = getattr(loader, "dataset", None)
+        if dataset is not None and hasattr(dataset, "epoch"):
+            dataset.epoch = trainer.current_epoch
+
+
+class DemoCallback(pl.Callback):
+    """Every ``demo_every`` steps, generates audio for the first ``num_demos`` items of the batch with the
+    EMA backbone (when there is one) and writes ``demos/step_<n>_cfg_<s>_<i>.wav`` with soundfile.
+
+    Replaces stable-audio-tools' demo callback, which writes with ``torchaudio.save`` (needs torchcodec
+    from torchaudio 2.9 on) into the working directory and re-raises any error, killing the run. A failing
+    demo here prints its traceback and training goes on.
+    """
+
+    def __init__(self, out_dir: str | Path, demo_every: int = 2000, num_demos: int = 2, demo_steps: int = 50,
+                 demo_cfg_scales: tp.Sequence[float] = (1.0,), sample_rate: int = 44100):
+        self.out_dir = Path(out_dir)
+        self.demo_every, self.num_demos, self.demo_steps = demo_every, num_demos, demo_steps
+        self.cfg_scales, self.sample_rate = list(demo_cfg_scales), sample_rate
+        self.last_step = -1
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if step == self.last_step or step % self.demo_every != 0 or not trainer.is_global_zero:
+            return
+        self.last_step = step
+        try:
+            self.write_demos(module, batch, step)
+        except Exception:
+            print(f"demo at step {step} failed; training continues:\n{traceback.format_exc()}")
+
+    @torch.no_grad()
+    def write_demos(self, module, batch, step: int) -> list[Path]:
+        from ..audio_io import write_audio
+        from ..inference.generate import conditioning_inputs, decode, generate_latents, linear_schedule
+
+        reals, metadata = batch
+        metadata = list(metadata)[: self.num_demos]
+        model = module.diffusion
+        online = model.model
+        if module.diffusion_ema is not None:
+            model.model = module.diffusion_ema.ema_model
+        written = []
+        try:
+            was_training = model.training
+            model.eval()
+            inputs = conditioning_inputs(model, metadata, module.device)
+            n = reals.shape[-1] // (model.pretransform.downsampling_ratio if model.pretransform else 1)
+            for scale in self.cfg_scales:
+                generator = torch.Generator().manual_seed(step)
+                latents = generate_latents(model, inputs, (len(metadata), model.io_channels, n),
+                                           linear_schedule(self.demo_steps), cfg_scale=scale, generator=generator)
+                for i, clip in enumerate(decode(model, latents).cpu().numpy()):
+                    path = self.out_dir / f"step_{step:07d}_cfg_{scale:g}_{i}.wav"
+                    write_audio(path, clip, self.sample_rate)
+                    written.append(path)
+            model.train(was_training)
+        finally:
+            model.model = online
+        return written
+
+
+def make_callbacks(model_config: dict, run_dir: Path, checkpoint_every: int, dataset_config: dict | None = None):
+    callbacks = [
+        pl.callbacks.ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), every_n_train_steps=checkpoint_every,
+                                     save_top_k=-1, save_last=True, filename="step={step}", auto_insert_metric_name=False),
+        ModelConfigEmbedder(model_config),
+        EpochSetter(),
+        pl.callbacks.TQDMProgressBar(refresh_rate=1),
+    ]
+    demo = model_config.get("training", {}).get("demo")
+    if demo:
+        from ..factory import construct
+
+        callbacks.append(construct(DemoCallback, demo, "training.demo", out_dir=run_dir / "demos",
+                                   sample_rate=model_config["sample_rate"]))
+    return callbacks
+
+
+def make_logger(kind: str, run_dir: Path, name: str):
+    if kind == "none":
+        return False
+    if kind == "csv":
+        return pl.loggers.CSVLogger(save_dir=str(run_dir), name="logs")
+    if kind == "tensorboard":
+        return pl.loggers.TensorBoardLogger(save_dir=str(run_dir), name="logs")
+    if kind == "wandb":
+        return pl.loggers.WandbLogger(project=name, save_dir=str(run_dir))
+    raise ValueError(f"unknown logger {kind!r}")

@@ -1,0 +1,97 @@
+#!/usr/bin/env python
+"""Train a model described by a JSON config on a dataset described by a JSON config.
+
+    python train.py --model-config model_configs/saga_sr/tiny.json \
+        --dataset-config dataset_configs/saga_sr/demo.json --max-steps 200 --accelerator cpu
+
+Glue only: the model, the training wrapper and the data come from the configs through saga_hsmad's
+factories; the loop is PyTorch Lightning's. A cluster run is a flag (--devices, --num-nodes, --strategy).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model-config", required=True)
+    p.add_argument("--dataset-config", required=True)
+    p.add_argument("--val-dataset-config", default=None)
+    p.add_argument("--pretrained-ckpt-path", default=None, help="initialise the model from these weights")
+    p.add_argument("--ckpt-path", default=None, help="resume training from this Lightning checkpoint")
+    p.add_argument("--save-dir", default="runs")
+    p.add_argument("--name", default="run")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--accum-batches", type=int, default=1)
+    p.add_argument("--precision", default="32", help="Lightning precision: 32, 16-mixed, bf16-mixed ...")
+    p.add_argument("--accelerator", default="auto", choices=["cpu", "gpu", "auto"])
+    p.add_argument("--devices", default="auto")
+    p.add_argument("--num-nodes", type=int, default=1)
+    p.add_argument("--strategy", default="auto", help="auto, ddp, fsdp, deepspeed_stage_2 ...")
+    p.add_argument("--max-steps", type=int, default=-1)
+    p.add_argument("--checkpoint-every", type=int, default=1000)
+    p.add_argument("--val-every", type=int, default=-1)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--num-workers", type=int, default=2)
+    p.add_argument("--gradient-clip-val", type=float, default=0.0)
+    p.add_argument("--logger", default="none", choices=["none", "csv", "tensorboard", "wandb"])
+    p.add_argument("--no-export", action="store_true", help="skip writing export.ckpt (EMA weights) at the end")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import pytorch_lightning as pl
+    import torch
+
+    import saga_hsmad
+    from saga_hsmad.config_check import load_config
+    from saga_hsmad.data.loader import create_dataloader_from_config
+    from saga_hsmad.training.callbacks import make_callbacks, make_logger
+    from saga_hsmad.training.pretrained import load_pretrained
+
+    saga_hsmad.install()
+    model_config = load_config(args.model_config, "model")
+    dataset_config = load_config(args.dataset_config, "dataset")
+    pl.seed_everything(args.seed, workers=True)
+
+    model = saga_hsmad.create_model_from_config(model_config)
+    if args.pretrained_ckpt_path:
+        print(load_pretrained(model, args.pretrained_ckpt_path).summary())
+    wrapper = saga_hsmad.create_training_wrapper_from_config(model_config, model)
+
+    loader_args = dict(batch_size=args.batch_size, sample_size=model_config["sample_size"],
+                       sample_rate=model_config["sample_rate"], audio_channels=model_config.get("audio_channels", 2),
+                       num_workers=args.num_workers, seed=args.seed)
+    train_loader = create_dataloader_from_config(dataset_config, where=args.dataset_config, **loader_args)
+    val_loader = None
+    if args.val_dataset_config:
+        val_config = load_config(args.val_dataset_config, "dataset")
+        val_loader = create_dataloader_from_config(val_config, where=args.val_dataset_config, shuffle=False,
+                                                   **loader_args)
+
+    run_dir = Path(args.save_dir) / args.name
+    trainer = pl.Trainer(
+        accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy,
+        precision=args.precision, accumulate_grad_batches=args.accum_batches, max_steps=args.max_steps,
+        max_epochs=-1 if args.max_steps > 0 else 10_000_000, gradient_clip_val=args.gradient_clip_val or None,
+        callbacks=make_callbacks(model_config, run_dir, args.checkpoint_every, dataset_config),
+        logger=make_logger(args.logger, run_dir, args.name), default_root_dir=run_dir,
+        val_check_interval=args.val_every if (val_loader is not None and args.val_every > 0) else None,
+        check_val_every_n_epoch=None if (val_loader is not None and args.val_every > 0) else 1,
+        limit_val_batches=1.0 if val_loader is not None else 0, num_sanity_val_steps=0,
+        log_every_n_steps=1, reload_dataloaders_every_n_epochs=0)
+    trainer.fit(wrapper, train_loader, val_loader, ckpt_path=args.ckpt_path)
+
+    if not args.no_export and trainer.is_global_zero:
+        path = run_dir / "export.ckpt"
+        wrapper.export_model(str(path))
+        print(f"exported inference checkpoint (EMA weights when used, no optimizer state): {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

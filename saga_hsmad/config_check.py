@@ -143,7 +143,7 @@ def check_kwargs(cls: tp.Any, config: dict, path: str, extra: set[str] = frozens
                 problems.append(Problem(f"{path}.{key}", f"expected {expected}, got {json.dumps(value)}"))
     for key, p in params.items():
         if p.default is inspect.Parameter.empty and key not in config and key not in CONTEXT_KEYS \
-                and key not in ("dim",):
+                and key not in extra and key != "dim":
             problems.append(Problem(f"{path}.{key}", f"required by {cls.__name__} but missing"))
     return problems
 

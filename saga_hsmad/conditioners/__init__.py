@@ -1,2 +1,2 @@
 """Registered conditioner types."""
-from . import t5_local  # noqa: F401
+from . import rolloff, t5_local  # noqa: F401

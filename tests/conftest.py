@@ -1,0 +1,57 @@
+"""Shared fixtures. Every test runs offline on CPU; nothing is written inside the repository."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _installed():
+    import saga_hsmad
+
+    saga_hsmad.install()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_outside_repo(tmp_path_factory):
+    """Point the project cache (demo corpus ...) at a temporary directory for the whole session."""
+    cache = tmp_path_factory.mktemp("saga_hsmad_cache")
+    old = os.environ.get("SAGA_HSMAD_CACHE")
+    os.environ["SAGA_HSMAD_CACHE"] = str(cache)
+    yield cache
+    if old is None:
+        os.environ.pop("SAGA_HSMAD_CACHE", None)
+    else:
+        os.environ["SAGA_HSMAD_CACHE"] = old
+
+
+def write_noise_folder(root: Path, n: int = 4, seconds: float = 1.0, sr: int = 44100, channels: int = 2,
+                       seed: int = 0) -> Path:
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        audio = (0.1 * rng.standard_normal((int(seconds * sr), channels))).astype(np.float32)
+        sf.write(root / f"clip{i}.wav", audio, sr)
+        (root / f"clip{i}.json").write_text(json.dumps({"caption": f"noise clip {i}"}))
+    return root
+
+
+@pytest.fixture
+def noise_folder(tmp_path) -> Path:
+    return write_noise_folder(tmp_path / "audio")
+
+
+def load_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

@@ -65,7 +65,8 @@ def main(argv=None) -> int:
 
     loader_args = dict(batch_size=args.batch_size, sample_size=model_config["sample_size"],
                        sample_rate=model_config["sample_rate"], audio_channels=model_config.get("audio_channels", 2),
-                       num_workers=args.num_workers, seed=args.seed)
+                       num_workers=args.num_workers, seed=args.seed,
+                       downsampling_ratio=model.pretransform.downsampling_ratio if model.pretransform else 1)
     train_loader = create_dataloader_from_config(dataset_config, where=args.dataset_config, **loader_args)
     val_loader = None
     if args.val_dataset_config:

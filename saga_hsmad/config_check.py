@@ -357,7 +357,8 @@ def validate_dataset_config(config: dict) -> list[Problem]:
         return [Problem("dataset_type", f"unknown dataset type {dtype!r}; known: {DATASETS.names()}")]
     kwargs = {k: v for k, v in config.items() if k not in ("dataset_type", "loader")}
     problems = check_kwargs(DATASETS.get(dtype), kwargs, "dataset")
-    return [p for p in problems if p.path.split(".")[-1] not in ("sample_size", "sample_rate", "audio_channels", "seed")]
+    loader_context = ("sample_size", "sample_rate", "audio_channels", "seed", "downsampling_ratio")
+    return [p for p in problems if p.path.split(".")[-1] not in loader_context]
 
 
 # --- describe ---------------------------------------------------------------------------------------------

@@ -46,9 +46,13 @@ def _seed_worker(worker_id: int) -> None:
 
 def create_dataloader_from_config(dataset_config: dict, batch_size: int, sample_size: int, sample_rate: int,
                                   audio_channels: int = 2, num_workers: int = 0, shuffle: bool = True,
-                                  seed: int = 0, where: str = "dataset config", drop_last: bool | None = None):
+                                  seed: int = 0, where: str = "dataset config", drop_last: bool | None = None,
+                                  downsampling_ratio: int = 1):
+    """``downsampling_ratio`` is the model's pretransform ratio (latent frame rate = sample_rate / ratio),
+    passed to datasets that render time-aligned conditions (HS-MAD's piano roll)."""
     dataset = create_dataset_from_config(dataset_config, where, sample_size=sample_size, sample_rate=sample_rate,
-                                         audio_channels=audio_channels, seed=seed)
+                                         audio_channels=audio_channels, seed=seed,
+                                         downsampling_ratio=downsampling_ratio)
     if len(dataset) == 0:
         raise ValueError(f"{where}: the dataset is empty")
     loader_options = dataset_config.get("loader", {})
@@ -57,5 +61,5 @@ def create_dataloader_from_config(dataset_config: dict, batch_size: int, sample_
         drop_last = len(dataset) >= batch_size
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, collate_fn=collate,
-        persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available(), drop_last=drop_last,
+        persistent_workers=False,  # re-created each epoch, so workers see the dataset's new epoch pin_memory=torch.cuda.is_available(), drop_last=drop_last,
         worker_init_fn=_seed_worker, generator=generator, **loader_options)

@@ -51,7 +51,6 @@ import torch.nn.functional as F
 from stable_audio_tools.models.diffusion import ConditionedDiffusionModel
 from torch import nn
 
-from ..inference.guidance import Guidance, guided_velocity
 from ..registry import DIFFUSION_MODELS
 from .blocks import AdaLNModulation, TimestepEmbedding, masked_mean
 from .condition_dropout import NullMask, apply_null, resolve_null_mask
@@ -420,6 +419,8 @@ class MRCIUNet(ConditionedDiffusionModel):
         """
         self.aux_losses = {}
         if cfg_scale != 1.0 and null_conditions is None:
+            from ..inference.guidance import Guidance, guided_velocity  # here: guidance imports this package
+
             guidance = Guidance(branches=(frozenset(self.condition_names), frozenset()),
                                 weights=(1.0 - cfg_scale, cfg_scale))
             inputs = {"global_cond": global_cond, "input_concat_cond": input_concat_cond}

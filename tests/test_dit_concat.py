@@ -1,0 +1,177 @@
+"""dit_concat: condition dropout (rates, independence, null values, the prepended roll-off token never
+dropped) checked on the exact tensors reaching SAT's DiffusionTransformer; plain-CFG fallback; SAT's own
+CFG/dropout bypassed; checkpointing switch; and training/sampling condition parity (seed-000 failure)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import saga_hsmad.conditioners.rolloff  # noqa: F401  (registers "rolloff")
+from saga_hsmad.models.dit_concat import DiTConcat
+
+IO, K, D, G = 8, 8, 64, 128
+
+
+def make(**kwargs) -> DiTConcat:
+    torch.manual_seed(0)
+    cfg = dict(io_channels=IO, input_concat_dim=K, embed_dim=64, depth=1, num_heads=2, cond_token_dim=D,
+               global_cond_dim=G, use_checkpointing=False)
+    cfg.update(kwargs)
+    return DiTConcat(**cfg)
+
+
+def capture_inner(model: DiTConcat) -> list[dict]:
+    """Record the keyword arguments of every call of the inner SAT DiffusionTransformer."""
+    calls: list[dict] = []
+
+    def hook(module, args, kwargs):
+        calls.append({"x": args[0], "t": args[1], **kwargs})
+
+    model.model.register_forward_pre_hook(hook, with_kwargs=True)
+    return calls
+
+
+def inputs(b: int, n: int = 4, m: int = 3, seed: int = 1) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return dict(x=torch.randn(b, IO, n, generator=g), t=torch.rand(b, generator=g),
+                cross_attn_cond=torch.randn(b, m, D, generator=g) + 0.1,
+                cross_attn_mask=torch.ones(b, m, dtype=torch.bool),
+                global_cond=torch.randn(b, G, generator=g) + 0.1,
+                input_concat_cond=torch.randn(b, K, 4 if n == 4 else n, generator=g) + 0.1)
+
+
+def classify(call: dict, given: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample: was the LR latent nulled (all -5), was the cross-attention sequence nulled (all 0)?
+    Every sample must be exactly either untouched or nulled."""
+    lr, ca = call["input_concat_cond"], call["cross_attn_cond"]
+    lr_null = (lr == -5.0).flatten(1).all(1)
+    lr_same = (lr == given["input_concat_cond"]).flatten(1).all(1)
+    ca_null = (ca == 0.0).flatten(1).all(1)
+    ca_same = (ca == given["cross_attn_cond"]).flatten(1).all(1)
+    assert bool((lr_null ^ lr_same).all()), "LR latent rows must be either untouched or exactly -5"
+    assert bool((ca_null ^ ca_same).all()), "cross-attention rows must be either untouched or exactly 0"
+    return lr_null, ca_null
+
+
+def test_dropout_rates_independence_and_global_token_never_dropped():
+    p_lr, p_text = 0.1, 0.3
+    model = make(cond_dropout={"lr_latent": p_lr, "text": p_text})
+    calls = capture_inner(model)
+    b = 4000
+    given = inputs(b, n=2)
+    torch.manual_seed(123)
+    with torch.no_grad():
+        model(**given, cfg_dropout_prob=0.1)  # training step: cfg_dropout_prob > 0 switches dropout on
+    call = calls[-1]
+    lr_null, ca_null = classify(call, given)
+    sd = lambda p: 4 * (p * (1 - p) / b) ** 0.5  # noqa: E731  (4 standard deviations)
+    assert abs(lr_null.float().mean().item() - p_lr) < sd(p_lr)
+    assert abs(ca_null.float().mean().item() - p_text) < sd(p_text)
+    both = (lr_null & ca_null).float().mean().item()
+    assert abs(both - p_lr * p_text) < sd(p_lr * p_text)  # independent draws
+    # the global roll-off conditioning (→ prepended token) reaches the DiT untouched in every sample
+    assert torch.equal(call["global_embed"], given["global_cond"])
+    # the cross-attention mask is passed on unchanged (SAT's DiT ignores it anyway)
+    assert torch.equal(call["cross_attn_cond_mask"], given["cross_attn_mask"])
+    # SAT's own CFG and dropout never run
+    assert call["cfg_scale"] == 1.0 and call["cfg_dropout_prob"] == 0.0
+
+
+def test_no_dropout_in_validation_or_sampling():
+    model = make(cond_dropout={"lr_latent": 0.9, "text": 0.9})
+    calls = capture_inner(model)
+    given = inputs(64)
+    with torch.no_grad():
+        model(**given)  # cfg_dropout_prob = 0: validation and sampling
+    lr_null, ca_null = classify(calls[-1], given)
+    assert not lr_null.any() and not ca_null.any()
+
+
+def test_explicit_null_conditions_and_configured_null_values():
+    model = make(lr_latent_null_value=-3.0, text_null_value=0.5)
+    calls = capture_inner(model)
+    given = inputs(4)
+    nulls = {"lr_latent": torch.tensor([True, False, True, False]), "text": torch.tensor([True, True, False, False])}
+    with torch.no_grad():
+        model(**given, null_conditions=nulls, cfg_dropout_prob=0.1)  # explicit masks win over random draws
+    call = calls[-1]
+    for i in range(4):
+        lr, ca = call["input_concat_cond"][i], call["cross_attn_cond"][i]
+        assert torch.equal(lr, torch.full_like(lr, -3.0) if nulls["lr_latent"][i] else given["input_concat_cond"][i])
+        assert torch.equal(ca, torch.full_like(ca, 0.5) if nulls["text"][i] else given["cross_attn_cond"][i])
+    assert torch.equal(call["global_embed"], given["global_cond"])
+
+
+def test_paper_defaults_and_config_errors():
+    model = make()
+    assert model.cond_dropout == {"lr_latent": 0.1, "text": 0.1}
+    assert model.lr_latent_null_value == -5.0 and model.text_null_value == 0.0
+    assert model.condition_names == ("lr_latent", "text")
+    with pytest.raises(KeyError, match="cond_dropout"):
+        make(cond_dropout={"rolloff": 0.1})
+    with pytest.raises(ValueError, match="input_concat_dim"):
+        make(input_concat_dim=0)
+    with pytest.raises(ValueError, match="rotary"):
+        make(embed_dim=32, num_heads=2)
+    with pytest.raises(ValueError, match="cond_token_dim"):
+        make(cond_token_dim=48)
+
+
+def test_zeroed_text_sequence_contributes_nothing():
+    """The text null (all zeros) equals having no cross-attention at all: SAT's cond projection and
+    attention have no bias, so zero tokens give zero keys and values."""
+    model = make()
+    with torch.no_grad():
+        for p in model.parameters():  # SAT zero-initialises the attention outputs; make them matter
+            p.add_(torch.randn_like(p) * 0.1)
+    given = inputs(3)
+    with torch.no_grad():
+        nulled = model(**given, null_conditions={"text": torch.ones(3, dtype=torch.bool)})
+        absent = model(**{**given, "cross_attn_cond": None, "cross_attn_mask": None})
+        kept = model(**given)
+    torch.testing.assert_close(nulled, absent, rtol=0, atol=1e-6)
+    assert (kept - absent).abs().max() > 1e-3
+
+
+def test_plain_cfg_fallback_is_one_batched_forward_of_the_right_combination():
+    model = make()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    calls = capture_inner(model)
+    given = inputs(3)
+    s = 2.5
+    with torch.no_grad():
+        guided = model(**given, cfg_scale=s, batch_cfg=True, rescale_cfg=False, scale_phi=0.0)  # SAT's kwargs
+        assert len(calls) == 1 and calls[0]["x"].shape[0] == 6  # both branches in one forward
+        cond = model(**given)
+        null = model(**given, null_conditions={"lr_latent": torch.ones(3, dtype=torch.bool),
+                                               "text": torch.ones(3, dtype=torch.bool)})
+    torch.testing.assert_close(guided, (1 - s) * null + s * cond, rtol=1e-5, atol=1e-5)
+
+
+def test_unknown_kwargs_are_swallowed_and_shapes_checked():
+    model = make()
+    given = inputs(2)
+    with torch.no_grad():
+        out = model(**given, mask=torch.ones(2, 4, dtype=torch.bool), negative_cross_attn_cond=None,
+                    cfg_interval=(0, 1), batch_cfg=True)
+    assert out.shape == given["x"].shape
+    with pytest.raises(ValueError, match="input_concat_cond"):
+        model(**{**given, "input_concat_cond": None})
+    with pytest.raises(AssertionError, match="input_concat_cond must be"):
+        model(**{**given, "input_concat_cond": torch.zeros(2, K, 5)})  # no silent interpolation
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_checkpointing_switch_reaches_sat_transformer(flag):
+    model = make(use_checkpointing=flag)
+    seen = []
+    model.model.transformer.register_forward_pre_hook(
+        lambda m, args, kwargs: seen.append(kwargs.get("use_checkpointing")), with_kwargs=True)
+    given = inputs(2)
+    model(**given).sum().backward()
+    with torch.no_grad():
+        model(**given)
+    assert seen == [flag, False]  # never checkpoints without gradients
+    assert model.length_multiple == 1 and make(patch_size=2).length_multiple == 2

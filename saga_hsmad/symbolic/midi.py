@@ -107,12 +107,13 @@ class Notes:
 
     @staticmethod
     def build(pitch, start, end, velocity, program=0, is_drum=False, channel=-1) -> "Notes":
-        """Validated, sorted note table from arrays (scalars broadcast for program/is_drum/channel)."""
+        """Validated, sorted note table from arrays (scalars broadcast for velocity/program/is_drum/channel)."""
         pitch = np.asarray(pitch, dtype=np.int64).reshape(-1)
         n = len(pitch)
         start = np.asarray(start, dtype=np.float64).reshape(-1)
         end = np.asarray(end, dtype=np.float64).reshape(-1)
-        velocity = np.asarray(velocity, dtype=np.float64).reshape(-1)
+        velocity = np.asarray(velocity, dtype=np.float64)
+        velocity = np.full(n, float(velocity)) if velocity.ndim == 0 else velocity.reshape(-1)
         program = np.broadcast_to(np.asarray(program, dtype=np.int64), (n,)).copy()
         is_drum = np.broadcast_to(np.asarray(is_drum, dtype=bool), (n,)).copy()
         channel = np.broadcast_to(np.asarray(channel, dtype=np.int64), (n,)).copy()

@@ -2,8 +2,6 @@
 batch invariance, auxiliary losses against hand-written formulas."""
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -109,73 +107,78 @@ def test_encoder_outputs_unchanged_by_padding_and_batch():
 
 
 # -- auxiliary losses --------------------------------------------------------------------------------
-def _labels(b: int, t_m: int, generator: torch.Generator) -> dict:
+def _labels(b: int, t_m: int, t_l: int, generator: torch.Generator) -> dict:
+    """Batched labels laid out as ``saga_hsmad.symbolic.labels.derive_labels`` gives them."""
+    chroma = torch.rand(b, t_m, 12, generator=generator)
+    key_mask = torch.rand(b, t_l, generator=generator) > 0.3
     return {
-        "chroma": torch.rand(b, t_m, 12, generator=generator),
+        "chroma": chroma / chroma.sum(-1, keepdim=True),
         "chroma_mask": torch.rand(b, t_m, generator=generator) > 0.3,
-        "beat": (torch.rand(b, t_m, 2, generator=generator) > 0.5).float(),
+        "beat": (torch.rand(b, t_m, generator=generator) > 0.5).float(),
         "beat_mask": torch.rand(b, t_m, generator=generator) > 0.3,
-        "tempo": torch.randn(b, generator=generator),
-        "tempo_mask": torch.tensor([True, False, True]),
-        "key": torch.randint(0, 24, (b,), generator=generator),
-        "key_mask": torch.tensor([True, True, False]),
+        "downbeat": (torch.rand(b, t_m, generator=generator) > 0.8).float(),
+        "downbeat_mask": torch.tensor([True, False, True])[:, None].expand(b, t_m),
+        "tempo": torch.randn(b, t_l, generator=generator),
+        "tempo_mask": torch.tensor([True, False, True])[:, None].expand(b, t_l),
+        "key": torch.where(key_mask, torch.randint(0, 24, (b, t_l), generator=generator), -100),
+        "key_mask": key_mask,
     }
 
 
 def _bce(z, y):
-    p = 1 / (1 + torch.exp(-z.double()))
+    p = 1 / (1 + torch.exp(-z))
     return -(y * torch.log(p) + (1 - y) * torch.log(1 - p))
+
+
+def _heads(enc, levels):
+    """Head outputs recomputed in float64 from the level features and the heads' weights."""
+    def lin(name, x):
+        head = enc.aux_heads[name]
+        return (x.double() @ head.weight.double().T + head.bias.double()).detach()
+    return (lin("chroma", levels.features["local"]), lin("beat", levels.features["local"]),
+            lin("tempo", levels.features["global"])[..., 0], lin("key", levels.features["global"]))
 
 
 def test_aux_losses_equal_hand_computed_values():
     enc = tiny_encoder()
     g = torch.Generator().manual_seed(3)
     levels = enc(torch.rand(3, 384, 64, generator=g))
-    labels = _labels(3, 16, g)
+    labels = _labels(3, 16, 4, g)
     losses = enc.aux_losses(levels, labels)
     assert set(losses) == {"chroma", "beat", "tempo", "key"}
-    local = levels.features["local"].double()
-    pooled = levels.features["global"].double().mean(dim=1)  # all frames valid
-    heads = {k: (h.weight.double(), h.bias.double()) for k, h in enc.aux_heads.items()}
+    chroma, beat, tempo, key = _heads(enc, levels)
 
-    def lin(name, x):
-        w, b = heads[name]
-        return x @ w.T + b
-
-    chroma = _bce(lin("chroma", local), labels["chroma"].double())
-    m = labels["chroma_mask"]
-    torch.testing.assert_close(losses["chroma"].double(), chroma[m].mean(), atol=1e-5, rtol=0)
-    beat = _bce(lin("beat", local), labels["beat"].double())
-    m = labels["beat_mask"]
-    torch.testing.assert_close(losses["beat"].double(), beat[m].mean(), atol=1e-5, rtol=0)
-    tempo = lin("tempo", pooled)[:, 0]
-    expected = ((tempo[0] - labels["tempo"][0]) ** 2 + (tempo[2] - labels["tempo"][2]) ** 2) / 2
-    torch.testing.assert_close(losses["tempo"].double(), expected.double(), atol=1e-5, rtol=0)
-    logits = lin("key", pooled).detach()
-    nll = [math.log(float(torch.exp(logits[i]).sum())) - float(logits[i, labels["key"][i]]) for i in (0, 1)]
-    assert abs(float(losses["key"].detach()) - sum(nll) / 2) < 1e-5
+    # chroma: KL(p || softmax) per frame, mean over valid frames
+    p = labels["chroma"].double()
+    log_q = chroma - torch.log(torch.exp(chroma).sum(-1, keepdim=True))
+    kl = (p * torch.log(p) - p * log_q).sum(-1)
+    torch.testing.assert_close(losses["chroma"].double(), kl[labels["chroma_mask"]].mean(), atol=1e-5, rtol=0)
+    # beat: BCE over the beat entries with beat_mask and the downbeat entries with downbeat_mask
+    b_terms = _bce(beat[..., 0], labels["beat"].double())[labels["beat_mask"]]
+    d_terms = _bce(beat[..., 1], labels["downbeat"].double())[labels["downbeat_mask"]]
+    torch.testing.assert_close(losses["beat"].double(), torch.cat([b_terms, d_terms]).mean(), atol=1e-5, rtol=0)
+    # tempo: MSE per T_L frame over valid frames
+    err = (tempo - labels["tempo"].double()) ** 2
+    torch.testing.assert_close(losses["tempo"].double(), err[labels["tempo_mask"]].mean(), atol=1e-5, rtol=0)
+    # key: cross-entropy per T_L frame over valid frames
+    m = labels["key_mask"]
+    nll = torch.log(torch.exp(key).sum(-1)) - key.gather(-1, labels["key"].clamp_min(0)[..., None])[..., 0]
+    torch.testing.assert_close(losses["key"].double(), nll[m].mean(), atol=1e-5, rtol=0)
 
 
-def test_chroma_kl_and_bpm_tempo_options():
-    enc = tiny_encoder(chroma_loss="kl", tempo_label="bpm")
+def test_chroma_bce_option_and_per_item_labels():
+    enc = tiny_encoder(chroma_loss="bce")
     g = torch.Generator().manual_seed(4)
     levels = enc(torch.rand(3, 384, 64, generator=g))
-    labels = _labels(3, 16, g)
-    labels["chroma"][0, 0] = 0.0  # silent frame: skipped by KL
-    labels["tempo"] = torch.tensor([60.0, 90.0, 240.0])
+    labels = _labels(3, 16, 4, g)
+    labels["chroma"] = labels["chroma"] / labels["chroma"].amax(-1, keepdim=True)  # "max" normalisation
+    labels["tempo"], labels["tempo_mask"] = torch.tensor([-1.0, 0.0, 1.0]), torch.tensor([True, True, False])
     losses = enc.aux_losses(levels, labels)
-    local = levels.features["local"].double()
-    w, b = enc.aux_heads["chroma"].weight.double(), enc.aux_heads["chroma"].bias.double()
-    log_q = torch.log_softmax(local @ w.T + b, dim=-1)
-    y = labels["chroma"].double()
-    p = y / y.sum(-1, keepdim=True).clamp_min(1e-30)
-    kl = (torch.where(p > 0, p * torch.log(p.clamp_min(1e-30)), 0.0) - p * log_q).sum(-1)
-    m = labels["chroma_mask"] & (y.sum(-1) > 0)
-    torch.testing.assert_close(losses["chroma"].double(), kl[m].mean(), atol=1e-5, rtol=0)
-    pooled = levels.features["global"].double().mean(dim=1)
-    tempo = pooled @ enc.aux_heads["tempo"].weight.double().T + enc.aux_heads["tempo"].bias.double()
-    target = torch.tensor([math.log2(60 / 120), math.log2(240 / 120)], dtype=torch.double)
-    expected = ((tempo[[0, 2], 0] - target) ** 2).mean()
+    chroma, _, tempo, _ = _heads(enc, levels)
+    bce = _bce(chroma, labels["chroma"].double())[labels["chroma_mask"]]
+    torch.testing.assert_close(losses["chroma"].double(), bce.mean(), atol=1e-5, rtol=0)
+    # a per-item tempo counts for every T_L frame of the item
+    expected = torch.cat([(tempo[0] + 1) ** 2, tempo[1] ** 2]).mean()
     torch.testing.assert_close(losses["tempo"].double(), expected, atol=1e-5, rtol=0)
 
 
@@ -183,13 +186,14 @@ def test_masked_labels_contribute_nothing():
     enc = tiny_encoder()
     g = torch.Generator().manual_seed(5)
     levels = enc(torch.rand(3, 384, 64, generator=g))
-    labels = _labels(3, 16, g)
+    labels = _labels(3, 16, 4, g)
     before = enc.aux_losses(levels, labels)
     changed = dict(labels)
     changed["chroma"] = torch.where(labels["chroma_mask"][..., None], labels["chroma"], torch.nan)
-    changed["beat"] = torch.where(labels["beat_mask"][..., None], labels["beat"], 7.0)
+    changed["beat"] = torch.where(labels["beat_mask"], labels["beat"], 7.0)
+    changed["downbeat"] = torch.where(labels["downbeat_mask"], labels["downbeat"], torch.nan)
     changed["tempo"] = torch.where(labels["tempo_mask"], labels["tempo"], 1e6)
-    changed["key"] = torch.where(labels["key_mask"], labels["key"], -5)
+    changed["key"] = torch.where(labels["key_mask"], labels["key"], 99)
     after = enc.aux_losses(levels, changed)
     for name in before:
         assert torch.equal(before[name], after[name]), name
@@ -199,7 +203,7 @@ def test_fully_masked_loss_is_exact_zero_with_graph():
     enc = tiny_encoder()
     levels = enc(torch.rand(2, 384, 64))
     labels = {"chroma": torch.rand(2, 16, 12), "chroma_mask": torch.zeros(2, 16, dtype=torch.bool),
-              "tempo": torch.randn(2), "tempo_mask": torch.zeros(2, dtype=torch.bool)}
+              "tempo": torch.randn(2, 4), "tempo_mask": torch.zeros(2, 4, dtype=torch.bool)}
     losses = enc.aux_losses(levels, labels)
     assert set(losses) == {"chroma", "tempo"}  # heads without labels compute nothing
     for value in losses.values():
@@ -212,7 +216,7 @@ def test_aux_gradients_reach_heads_and_encoder():
     enc = tiny_encoder()
     g = torch.Generator().manual_seed(6)
     levels = enc(torch.rand(3, 384, 64, generator=g))
-    sum(enc.aux_losses(levels, _labels(3, 16, g)).values()).backward()
+    sum(enc.aux_losses(levels, _labels(3, 16, 4, g)).values()).backward()
     for name, head in enc.aux_heads.items():
         assert float(head.weight.grad.abs().sum()) > 0, name
     assert float(enc.input_proj.weight.grad.abs().sum()) > 0

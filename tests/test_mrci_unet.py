@@ -2,8 +2,10 @@
 nulls, guidance in one batched forward, auxiliary losses, baselines/ablations as configs, structure packing."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -26,10 +28,14 @@ def build(seed: int = 0, **overrides) -> MRCIUNet:
 
 
 def labels_for(b: int, t_m: int, g: torch.Generator) -> dict:
+    """Batched labels in ``derive_labels``' layout (T_M = t_m, T_L = t_m / 4)."""
+    t_l = t_m // 4
     return {"chroma": torch.rand(b, t_m, 12, generator=g), "chroma_mask": torch.rand(b, t_m, generator=g) > 0.2,
-            "beat": (torch.rand(b, t_m, 2, generator=g) > 0.5).float(), "beat_mask": torch.ones(b, t_m, dtype=torch.bool),
-            "tempo": torch.randn(b, generator=g), "tempo_mask": torch.ones(b, dtype=torch.bool),
-            "key": torch.randint(0, 24, (b,), generator=g), "key_mask": torch.ones(b, dtype=torch.bool)}
+            "beat": (torch.rand(b, t_m, generator=g) > 0.5).float(), "beat_mask": torch.ones(b, t_m, dtype=torch.bool),
+            "downbeat": (torch.rand(b, t_m, generator=g) > 0.8).float(),
+            "downbeat_mask": torch.ones(b, t_m, dtype=torch.bool),
+            "tempo": torch.randn(b, t_l, generator=g), "tempo_mask": torch.ones(b, t_l, dtype=torch.bool),
+            "key": torch.randint(0, 24, (b, t_l), generator=g), "key_mask": torch.ones(b, t_l, dtype=torch.bool)}
 
 
 def make_inputs(b: int = B, n: int = N, labels: bool = False, padded: bool = True, seed: int = 1) -> dict:
@@ -312,30 +318,57 @@ def test_packing_layout_and_round_trip():
     g = torch.Generator().manual_seed(0)
     srm, mask = torch.rand(2, 384, 32, generator=g), torch.arange(32)[None].repeat(2, 1) < torch.tensor([[32], [20]])
     labels = labels_for(2, 8, g)
+    labels["key"][1, 0], labels["key_mask"][1, 0] = -100, False  # derive_labels' ignore index
     packed = pack_structure(srm, mask, labels)
-    assert packed.shape == (2, 385 + LABEL_CHANNELS, 32) and LABEL_CHANNELS == 20
+    assert packed.shape == (2, 385 + LABEL_CHANNELS, 32) and LABEL_CHANNELS == 21
     assert torch.equal(packed[:, :384], srm) and torch.equal(packed[:, 384], mask.float())
-    assert label_slice("chroma") == slice(385, 397) and LABEL_LAYOUT["key_mask"] == (19, 20)
-    # chroma frame j of T_M sits on T_H frames [4j, 4j + 4)
+    assert label_slice("chroma") == slice(385, 397) and label_slice("key_mask") == slice(405, 406)
+    # chroma frame j of T_M sits on T_H frames [4j, 4j + 4); tempo frame j of T_L on [16j, 16j + 16)
     assert torch.equal(packed[1, 385:397, 4 * 5 + 3], labels["chroma"][1, 5])
-    assert torch.equal(packed[0, label_slice("tempo")].squeeze(0), labels["tempo"][0].expand(32))
-    srm2, mask2, labels2 = unpack_structure(packed, local_factor=4)
+    assert torch.equal(packed[0, label_slice("tempo")][0, 16:32], labels["tempo"][0, 1].expand(16))
+    srm2, mask2, labels2 = unpack_structure(packed, factors=(4, 4))
     assert torch.equal(srm2, srm) and torch.equal(mask2, mask)
     for k, v in labels.items():
         assert torch.equal(labels2[k], v), k
     assert labels2["key"].dtype == torch.long and labels2["chroma_mask"].dtype == torch.bool
-    _, _, none = unpack_structure(pack_structure(srm, mask))
-    assert none is None
+    assert unpack_structure(pack_structure(srm, mask))[2] is None
 
 
-def test_packing_unbatched_missing_labels_and_errors():
+def test_packing_unbatched_missing_and_per_item_labels_and_errors():
     srm = torch.rand(384, 32)
     packed = pack_structure(srm, None, {"tempo": torch.tensor(0.5), "tempo_mask": torch.tensor(True)})
-    assert packed.shape == (405, 32)
-    _, mask, labels = unpack_structure(packed[None], local_factor=4)
-    assert bool(mask.all()) and float(labels["tempo"]) == 0.5 and bool(labels["tempo_mask"])
-    assert not bool(labels["chroma_mask"].any()) and not bool(labels["key_mask"].any())
+    assert packed.shape == (406, 32)
+    _, mask, labels = unpack_structure(packed[None], factors=(4, 4))
+    assert bool(mask.all()) and torch.equal(labels["tempo"], torch.full((1, 2), 0.5))
+    assert bool(labels["tempo_mask"].all()) and not bool(labels["chroma_mask"].any())
+    assert not bool(labels["key_mask"].any()) and not bool(labels["downbeat_mask"].any())
     with pytest.raises(ValueError, match="multiple"):
         pack_structure(srm[None], None, {"chroma": torch.rand(1, 7, 12)})
+    with pytest.raises(KeyError, match="unknown label"):
+        pack_structure(srm[None], None, {"bpm": torch.rand(1)})
     with pytest.raises(ValueError, match="channels"):
         unpack_structure(torch.rand(1, 390, 32))
+
+
+def test_packs_derive_labels_output_and_feeds_the_aux_heads():
+    """The symbolic helper's real outputs (render_srm, derive_labels) go through packing into the model."""
+    from saga_hsmad.symbolic.labels import derive_labels
+    from saga_hsmad.symbolic.midi import Score
+    from saga_hsmad.symbolic.srm import render_srm
+
+    frame_rate, n = 44100 / 512, 64
+    duration = (n + 0.5) / frame_rate  # floor(duration · frame_rate) = 64 frames
+    score = Score.from_notes([(60, 0.05, 0.4, 90), (64, 0.2, 0.6, 70), (67, 0.3, 0.7, 50)], end_time=duration)
+    score = dataclasses.replace(score, beats=np.arange(0, duration, 0.25), downbeats=np.arange(0, duration, 1.0),
+                                has_tempo_info=True, has_time_signature=True)
+    srm, labels = render_srm(score, duration, frame_rate), derive_labels(score, duration, frame_rate, (4, 4))
+    packed = torch.stack([pack_structure(srm, None, labels)] * 2)  # item by item, then batched
+    _, _, back = unpack_structure(packed, factors=(4, 4))
+    for k, v in labels.items():
+        assert torch.equal(back[k][0], v), k
+    model = build()
+    inputs = make_inputs()
+    inputs["input_concat_cond"] = packed
+    run(model, inputs)
+    assert set(model.aux_losses) == {"chroma", "beat", "tempo", "key"}
+    assert all(bool(torch.isfinite(v)) for v in model.aux_losses.values())

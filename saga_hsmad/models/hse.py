@@ -13,19 +13,23 @@ its partial last frame; padded input frames were zeroed, so that frame sees exac
 sequence ending there would). Padded frames are zeroed before every convolution and in every output, so
 outputs do not depend on padding content or on batch composition (tested).
 
-Auxiliary heads (spec §3, seed §2.2.3), each a linear read-out so the level features themselves carry
-the information:
-  local (T_M):  "chroma" 12 logits per frame — BCE with logits against chroma targets in [0, 1] (multi-label:
-                which pitch classes sound; default ``chroma_loss="bce"``), or ``"kl"``: KL(target‖softmax)
-                with the target chroma normalised to sum 1 (frames with an all-zero chroma are skipped);
-                "beat" 2 logits per frame (beat, downbeat) — BCE with logits.
-  global (T_L): the masked mean of F_global over valid frames → "tempo" (1 value, MSE against the
-                normalised tempo; ``tempo_label="bpm"`` normalises a BPM label as log2(BPM / 120) here)
-                and "key" (24 logits, cross-entropy; classes as given by the label derivation).
-Labels (keys as in ``saga_hsmad.symbolic.labels.derive_labels``): "chroma" (b, T_M, 12) + "chroma_mask"
-(b, T_M); "beat" (b, T_M, 2) + "beat_mask" (b, T_M); "tempo" (b,) + "tempo_mask" (b,); "key" (b,) long
-+ "key_mask" (b,). Each loss is the mean over valid entries (label mask AND level padding mask); a
-fully masked loss is an exact 0 that keeps the graph.
+Auxiliary heads (spec §3, seed §2.2.3), each a linear read-out of one level's frames, so the level
+features themselves carry the information. Labels are ``saga_hsmad.symbolic.labels.derive_labels``'s,
+batched (masks True = use):
+  local (T_M):  "chroma" 12 logits — target "chroma" (b, T_M, 12) + "chroma_mask" (b, T_M). Default
+                ``chroma_loss="kl"``: KL(target ‖ softmax(logits)) with the target normalised to sum 1
+                (derive_labels' default "sum" chroma; = the seed's soft-target cross-entropy minus the
+                target's entropy, a constant); ``"bce"``: per-class BCE with logits (for "max" chroma).
+                "beat" 2 logits (beat, downbeat) — BCE with logits against "beat" (b, T_M) with
+                "beat_mask" and "downbeat" (b, T_M) with "downbeat_mask" (downbeats need a time
+                signature, so their mask may differ); one loss averaged over the valid entries of both.
+  global (T_L): "tempo" 1 value per frame — MSE against "tempo" (b, T_L), the normalised tempo
+                log2(BPM / 120), with "tempo_mask" (b, T_L);
+                "key" 24 logits per frame — cross-entropy against "key" (b, T_L) int (0..11 major, 12..23
+                minor; −100 or anything where "key_mask" is False is ignored).
+  Per-item values (b,) are accepted for tempo/key and their masks and count for every frame.
+Each loss is the mean over valid entries (label mask AND level padding mask); a fully masked loss is an
+exact 0 that keeps the graph; a head whose label is absent computes nothing.
 
 Legend: b batch, T_H/T_M/T_L frames per level, C_in input channels (3 × 128), d_l level widths.
 """
@@ -39,12 +43,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import masked_mean
 from .conformer import ConformerBlock, zero_padded
 
 LEVELS = ("event", "local", "global")
 AUX_HEAD_LEVELS = {"chroma": "local", "beat": "local", "tempo": "global", "key": "global"}
 AUX_HEAD_SIZES = {"chroma": 12, "beat": 2, "tempo": 1, "key": 24}
+AUX_LABELS = {"chroma": ("chroma",), "beat": ("beat", "downbeat"), "tempo": ("tempo",), "key": ("key",)}
 AuxHead = tp.Literal["chroma", "beat", "tempo", "key"]
 
 
@@ -88,15 +92,13 @@ class HierarchicalSymbolEncoder(nn.Module):
             need at least ``num_levels`` entries.
         aux_heads: which auxiliary heads to build; None = every head whose level is built; [] = none
             (ablation "no auxiliary losses").
-        chroma_loss: "bce" or "kl" (see the module docstring).
-        tempo_label: "normalised" (the label is already the regression target) or "bpm".
+        chroma_loss: "kl" or "bce" (see the module docstring).
     """
 
     def __init__(self, in_channels: int = 384, widths: tp.Sequence[int] = (512, 1024, 1536),
                  depths: tp.Sequence[int] = (6, 6, 6), heads: int = 8, ffn_dim: int = 2048, conv_kernel: int = 31,
                  factors: tp.Sequence[int] = (4, 4), dropout: float = 0.1, num_levels: tp.Literal[1, 2, 3] = 3,
-                 aux_heads: tp.Sequence[AuxHead] | None = None, chroma_loss: tp.Literal["bce", "kl"] = "bce",
-                 tempo_label: tp.Literal["normalised", "bpm"] = "normalised"):
+                 aux_heads: tp.Sequence[AuxHead] | None = None, chroma_loss: tp.Literal["kl", "bce"] = "kl"):
         super().__init__()
         if num_levels not in (1, 2, 3):
             raise ValueError(f"encoder.num_levels must be 1, 2 or 3, got {num_levels}")
@@ -105,17 +107,14 @@ class HierarchicalSymbolEncoder(nn.Module):
                              f"num_levels={num_levels} entries")
         if len(factors) != 2 or any(int(r) < 1 for r in factors):
             raise ValueError(f"encoder.factors must be two positive integers (R1, R2), got {list(factors)}")
-        if chroma_loss not in ("bce", "kl"):
-            raise ValueError(f"encoder.chroma_loss must be 'bce' or 'kl', got {chroma_loss!r}")
-        if tempo_label not in ("normalised", "bpm"):
-            raise ValueError(f"encoder.tempo_label must be 'normalised' or 'bpm', got {tempo_label!r}")
+        if chroma_loss not in ("kl", "bce"):
+            raise ValueError(f"encoder.chroma_loss must be 'kl' or 'bce', got {chroma_loss!r}")
         self.in_channels = in_channels
         self.num_levels = num_levels
         self.level_names = LEVELS[:num_levels]
         self.widths = [int(w) for w in widths[:num_levels]]
         self.factors = tuple(int(r) for r in factors)
         self.chroma_loss = chroma_loss
-        self.tempo_label = tempo_label
 
         self.input_proj = nn.Linear(in_channels, self.widths[0])
         self.stages = nn.ModuleList(
@@ -183,56 +182,62 @@ class HierarchicalSymbolEncoder(nn.Module):
 
     # -- auxiliary tasks ------------------------------------------------------------------------
     def aux_predictions(self, levels: SymbolLevels) -> dict[str, torch.Tensor]:
-        """Head outputs: "chroma" (b, T_M, 12) logits, "beat" (b, T_M, 2) logits, "tempo" (b,),
-        "key" (b, 24) logits — for the heads this encoder has."""
+        """Head outputs per frame: "chroma" (b, T_M, 12) and "beat" (b, T_M, 2) logits, "tempo" (b, T_L),
+        "key" (b, T_L, 24) logits — for the heads this encoder has."""
         out = {}
-        pooled = None
         for name, head in self.aux_heads.items():
-            level = AUX_HEAD_LEVELS[name]
-            if level == "global":
-                if pooled is None:
-                    pooled = masked_mean(levels.features["global"], levels.masks["global"])
-                out[name] = head(pooled).squeeze(-1) if name == "tempo" else head(pooled)
-            else:
-                out[name] = head(levels.features[level])
+            y = head(levels.features[AUX_HEAD_LEVELS[name]])
+            out[name] = y.squeeze(-1) if name == "tempo" else y
         return out
 
     def aux_losses(self, levels: SymbolLevels, labels: tp.Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Unweighted auxiliary losses for the heads whose label is in ``labels`` (see module docstring).
+        """Unweighted auxiliary losses for the heads whose labels are in ``labels`` (module docstring).
 
         ``labels[k + "_mask"]`` (bool) selects valid entries; a missing mask means all valid.
         """
         predictions = self.aux_predictions(levels)
         losses = {}
         for name, pred in predictions.items():
-            if name not in labels:
+            keys = [k for k in AUX_LABELS[name] if k in labels]
+            if not keys:
                 continue
-            target = labels[name].to(pred.device)
-            valid = labels.get(name + "_mask")
-            level = AUX_HEAD_LEVELS[name]
-            if level == "local":
-                b, frames = pred.shape[:2]
-                if target.shape != pred.shape:
-                    raise ValueError(f"label {name!r} has shape {tuple(target.shape)}, expected {tuple(pred.shape)} "
-                                     f"(T_M = T_H / R1 = {frames} frames)")
-                valid = (torch.ones(b, frames, dtype=torch.bool, device=pred.device) if valid is None
-                         else valid.to(pred.device).bool().reshape(b, frames))
-                valid = valid & levels.masks["local"]
+            frame_mask = levels.masks[AUX_HEAD_LEVELS[name]]
+            targets, valids = [], []
+            for key in AUX_LABELS[name]:
+                if key in labels:
+                    targets.append(self._framewise(labels[key], frame_mask, key, name == "chroma"))
+                    mask = labels.get(key + "_mask")
+                    valid = (torch.ones_like(frame_mask) if mask is None
+                             else self._framewise(mask, frame_mask, key + "_mask", False).bool())
+                    valids.append(valid & frame_mask)
+                else:  # e.g. beats without downbeats: that channel is all masked
+                    targets.append(torch.zeros_like(frame_mask, dtype=pred.dtype))
+                    valids.append(torch.zeros_like(frame_mask))
+            if name == "beat":
+                target, valid = torch.stack(targets, dim=-1), torch.stack(valids, dim=-1)
             else:
-                b = pred.shape[0]
-                if target.shape != (b,):
-                    raise ValueError(f"label {name!r} has shape {tuple(target.shape)}, expected ({b},)")
-                valid = (torch.ones(b, dtype=torch.bool, device=pred.device) if valid is None
-                         else valid.to(pred.device).bool().reshape(b))
-                valid = valid & levels.masks["global"].any(dim=1)
+                target, valid = targets[0], valids[0]
             losses[name] = getattr(self, f"_{name}_loss")(pred, target, valid)
         return losses
+
+    @staticmethod
+    def _framewise(value: torch.Tensor, frame_mask: torch.Tensor, key: str, has_classes: bool) -> torch.Tensor:
+        """A label as (b, T_l[, k]) on the level's frames; per-item (b,) labels are broadcast over frames."""
+        b, frames = frame_mask.shape
+        value = value.to(frame_mask.device)
+        if value.shape == (b,) and not has_classes:
+            return value[:, None].expand(b, frames)
+        expected = (b, frames, 12) if has_classes else (b, frames)
+        if tuple(value.shape) != expected:
+            raise ValueError(f"label {key!r} has shape {tuple(value.shape)}, expected {expected}: one entry per "
+                             f"frame of its level (T_M = T_H/R1 for chroma/beat, T_L = T_H/(R1 R2) for tempo/key)")
+        return value
 
     def _chroma_loss(self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         target = torch.where(valid[..., None], target.to(logits.dtype), 0.0)
         if self.chroma_loss == "bce":
-            per_bin = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-            return masked_average(per_bin, valid[..., None].expand_as(per_bin))
+            per_class = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+            return masked_average(per_class, valid[..., None].expand_as(per_class))
         total = target.sum(dim=-1, keepdim=True)
         valid = valid & (total[..., 0] > 0)
         p = target / total.clamp_min(torch.finfo(target.dtype).tiny)
@@ -240,18 +245,14 @@ class HierarchicalSymbolEncoder(nn.Module):
         return masked_average(per_frame, valid)
 
     def _beat_loss(self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        target = torch.where(valid[..., None], target.to(logits.dtype), 0.0)
-        per_bin = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-        return masked_average(per_bin, valid[..., None].expand_as(per_bin))
+        target = torch.where(valid, target.to(logits.dtype), 0.0)
+        return masked_average(F.binary_cross_entropy_with_logits(logits, target, reduction="none"), valid)
 
     def _tempo_loss(self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        target = target.to(pred.dtype)
-        if self.tempo_label == "bpm":
-            target = torch.log2(torch.where(valid & (target > 0), target, 120.0) / 120.0)
-        target = torch.where(valid, target, 0.0)
+        target = torch.where(valid, target.to(pred.dtype), 0.0)
         return masked_average((pred - target) ** 2, valid)
 
     def _key_loss(self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         target = torch.where(valid, target.long(), 0).clamp(0, logits.shape[-1] - 1)
-        nll = -torch.log_softmax(logits, dim=-1).gather(-1, target[:, None]).squeeze(-1)
+        nll = -torch.log_softmax(logits, dim=-1).gather(-1, target[..., None]).squeeze(-1)
         return masked_average(nll, valid)

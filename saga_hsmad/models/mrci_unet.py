@@ -98,7 +98,8 @@ class TransformerBlock(nn.Module):
     ``context_dim`` None = no TCA)."""
 
     def __init__(self, dim: int, cond_dim: int, heads: int, ffn_mult: int, self_attention: bool,
-                 context_dim: int | None, dropout: float = 0.0, rotary: bool = True):
+                 context_dim: int | None, dropout: float = 0.0, rotary: bool = True,
+                 tca_window: int | None = None):
         super().__init__()
         self.self_attn = None
         if self_attention:
@@ -107,7 +108,8 @@ class TransformerBlock(nn.Module):
         self.tca = None
         if context_dim is not None:
             self.tca_norm = AdaLNModulation(dim, cond_dim)
-            self.tca = RotaryAttention(dim, context_dim, heads=heads, rotary=rotary, dropout=dropout)
+            self.tca = RotaryAttention(dim, context_dim, heads=heads, rotary=rotary, dropout=dropout,
+                                       window=tca_window)
         self.ff_norm = AdaLNModulation(dim, cond_dim)
         self.ff = nn.Sequential(nn.Linear(dim, ffn_mult * dim), nn.GELU(), nn.Dropout(dropout),
                                 nn.Linear(ffn_mult * dim, dim))
@@ -128,10 +130,10 @@ class TransformerBlock(nn.Module):
 class SkipModulation(nn.Module):
     """SCM / GatedTCA (seed §2.3.2): Z'_skip = Z_skip + W_zero(TCA(LN(Z_skip), F_l)), W_zero zero-initialised."""
 
-    def __init__(self, dim: int, context_dim: int, heads: int, rotary: bool = True):
+    def __init__(self, dim: int, context_dim: int, heads: int, rotary: bool = True, window: int | None = None):
         super().__init__()
         self.norm = nn.LayerNorm(dim)
-        self.tca = RotaryAttention(dim, context_dim, heads=heads, rotary=rotary, zero_init=True)
+        self.tca = RotaryAttention(dim, context_dim, heads=heads, rotary=rotary, zero_init=True, window=window)
 
     def forward(self, skip: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None) -> torch.Tensor:
         """skip (b, w, n), context (b, n, d_l), context_mask (b, n) → (b, w, n)."""
@@ -144,7 +146,7 @@ class LevelStage(nn.Module):
 
     def __init__(self, in_channels: int, width: int, cond_dim: int, num_res_blocks: int,
                  num_transformer_blocks: int, self_attention: bool, context_dim: int | None, heads: int,
-                 ffn_mult: int, dropout: float, rotary: bool):
+                 ffn_mult: int, dropout: float, rotary: bool, tca_window: int | None = None):
         super().__init__()
         self.res_blocks = nn.ModuleList(
             ResBlock1D(in_channels if i == 0 else width, width, cond_dim, dropout=dropout)
@@ -152,7 +154,8 @@ class LevelStage(nn.Module):
         if num_res_blocks == 0 and in_channels != width:
             raise ValueError("a level with 0 ResNet blocks cannot change width")
         self.transformer_blocks = nn.ModuleList(
-            TransformerBlock(width, cond_dim, heads, ffn_mult, self_attention, context_dim, dropout, rotary)
+            TransformerBlock(width, cond_dim, heads, ffn_mult, self_attention, context_dim, dropout, rotary,
+                             tca_window)
             for _ in range(num_transformer_blocks))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, context: Context) -> torch.Tensor:
@@ -170,11 +173,13 @@ class LevelStage(nn.Module):
 class DecoderLevel(nn.Module):
     """Spec §4 decoder order: SCM on the skip → concat → 1×1 projection → ``LevelStage``."""
 
-    def __init__(self, width: int, scm_context_dim: int | None, heads: int, rotary: bool, **stage_kwargs):
+    def __init__(self, width: int, scm_context_dim: int | None, heads: int, rotary: bool,
+                 tca_window: int | None = None, **stage_kwargs):
         super().__init__()
-        self.scm = None if scm_context_dim is None else SkipModulation(width, scm_context_dim, heads, rotary)
+        self.scm = (None if scm_context_dim is None
+                    else SkipModulation(width, scm_context_dim, heads, rotary, tca_window))
         self.fuse = nn.Conv1d(2 * width, width, 1)
-        self.stage = LevelStage(width, width, heads=heads, rotary=rotary, **stage_kwargs)
+        self.stage = LevelStage(width, width, heads=heads, rotary=rotary, tca_window=tca_window, **stage_kwargs)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor, cond: torch.Tensor, context: Context) -> torch.Tensor:
         """x (b, w, n) from below, skip (b, w, n) → (b, w, n)."""
@@ -236,6 +241,9 @@ class MRCIUNet(ConditionedDiffusionModel):
             key takes the paper value 0.1.
         dropout: dropout inside the U-Net blocks.
         rotary: rotary frame positions in the U-Net's self-attention and TCA.
+        tca_window: None (paper: TCA and SCM attend to the whole window) or a number of frames w: a U-Net frame
+            attends only to symbol frames within ±w of it at its level, in O(n·w) time and memory (for long
+            windows; ±w frames span w·R₁ latent frames at the middle level).
         diffusion_objective: given by the builder; the model predicts the rectified-flow velocity.
     """
 
@@ -249,7 +257,7 @@ class MRCIUNet(ConditionedDiffusionModel):
                  encoder: dict | None = None, symbol_mode: SymbolMode = "hierarchical",
                  tca_levels: tp.Sequence[UNetLevel] | None = None, scm_levels: tp.Sequence[UNetLevel] | None = None,
                  cond_dropout: tp.Mapping[str, float] | None = None, dropout: float = 0.0, rotary: bool = True,
-                 diffusion_objective: str = "rectified_flow"):
+                 tca_window: int | None = None, diffusion_objective: str = "rectified_flow"):
         super().__init__(supports_global_cond=True, supports_input_concat=True)
         where = "model.diffusion.config"
         for key, value, size in (("widths", widths, 3), ("factors", factors, 2), ("num_res_blocks", num_res_blocks, 3),
@@ -331,20 +339,26 @@ class MRCIUNet(ConditionedDiffusionModel):
                         context_dim=enc_width[SYMBOL_LEVEL[level]] if level in self.tca_levels else None,
                         ffn_mult=ffn_mult, dropout=dropout)
 
+        if tca_window is not None and int(tca_window) < 1:
+            raise ValueError(f"{where}.tca_window must be a positive number of frames or null, got {tca_window}")
+
         w_h, w_m, w_l = self.widths
         self.input_proj = nn.Conv1d(io_channels, w_h, 3, padding=1)
         self.down = nn.ModuleDict({
-            "high": LevelStage(w_h, w_h, heads=heads, rotary=rotary, **stage_kwargs(0, "high")),
-            "middle": LevelStage(w_m, w_m, heads=heads, rotary=rotary, **stage_kwargs(1, "middle")),
+            "high": LevelStage(w_h, w_h, heads=heads, rotary=rotary, tca_window=tca_window,
+                               **stage_kwargs(0, "high")),
+            "middle": LevelStage(w_m, w_m, heads=heads, rotary=rotary, tca_window=tca_window,
+                                 **stage_kwargs(1, "middle")),
         })
         self.downsample = nn.ModuleDict({"high": Downsample(w_h, w_m, self.factors[0]),
                                          "middle": Downsample(w_m, w_l, self.factors[1])})
-        self.bottleneck = LevelStage(w_l, w_l, heads=heads, rotary=rotary, **stage_kwargs(2, "bottleneck"))
+        self.bottleneck = LevelStage(w_l, w_l, heads=heads, rotary=rotary, tca_window=tca_window,
+                                     **stage_kwargs(2, "bottleneck"))
         self.upsample = nn.ModuleDict({"middle": Upsample(w_l, w_m, self.factors[1]),
                                        "high": Upsample(w_m, w_h, self.factors[0])})
         self.up = nn.ModuleDict({
             level: DecoderLevel(width, enc_width[SYMBOL_LEVEL[level]] if level in self.scm_levels else None,
-                                heads=heads, rotary=rotary, **stage_kwargs(i, level))
+                                heads=heads, rotary=rotary, tca_window=tca_window, **stage_kwargs(i, level))
             for i, (level, width) in enumerate((("high", w_h), ("middle", w_m)))
         })
         self.output_norm = AdaLNModulation(w_h, cond_dim, channels_first=True)
@@ -361,7 +375,7 @@ class MRCIUNet(ConditionedDiffusionModel):
 
     def encode_symbols(self, structure: torch.Tensor) -> tuple[SymbolLevels, dict[str, torch.Tensor] | None]:
         """Packed structure (b, C, T_H) → encoder levels and the unpacked labels (None without labels)."""
-        srm, mask, labels = unpack_structure(structure, self.encoder.in_channels, local_factor=self.factors[0])
+        srm, mask, labels = unpack_structure(structure, self.encoder.in_channels, factors=self.factors)
         enc_mask = None if bool(mask.all()) else mask  # all valid: let attention run without a mask
         return self.encoder(srm, enc_mask), labels
 

@@ -4,26 +4,30 @@ stable-audio-tools routes a conditioner's output to the backbone as ``input_conc
 drops masks and dictionaries on that route. So the structure conditioner packs S_sync, its frame mask
 and (in training) the auxiliary labels into channels at the latent rate T_H:
 
-    channel                         content                               rate
-    [0, S)                          S_sync (S = 384 = onset/sustain/velocity × 128 pitches)    T_H
-    S                               structure mask: 1.0 on valid frames, 0.0 on padding       T_H
+    channel                         content                                                  rate
+    [0, S)                          S_sync (S = 384 = onset/sustain/velocity × 128 pitches)   T_H
+    S                               structure mask: 1.0 on valid frames, 0.0 on padding      T_H
     S + 1 + LABEL_LAYOUT[name]      labels (absent at inference: then C = S + 1)
 
-    LABEL_LAYOUT (offsets inside the label block, LABEL_CHANNELS = 20 channels):
-        "chroma"       [0, 12)   T_M rate, each T_M frame repeated R₁ times
-        "chroma_mask"  [12, 13)  T_M rate, repeated
-        "beat"         [13, 15)  T_M rate, repeated (beat, downbeat)
-        "beat_mask"    [15, 16)  T_M rate, repeated
-        "tempo"        [16, 17)  one value per item, constant over time
-        "tempo_mask"   [17, 18)  per item
-        "key"          [18, 19)  per item, class index 0..23 stored as a float
-        "key_mask"     [19, 20)  per item
+    LABEL_LAYOUT (offsets inside the label block; LABEL_CHANNELS = 21), the labels of
+    ``saga_hsmad.symbolic.labels.derive_labels``:
+        "chroma"         [0, 12)   T_M: each T_M frame repeated R₁ times
+        "chroma_mask"    [12, 13)  T_M
+        "beat"           [13, 14)  T_M
+        "beat_mask"      [14, 15)  T_M
+        "downbeat"       [15, 16)  T_M
+        "downbeat_mask"  [16, 17)  T_M
+        "tempo"          [17, 18)  T_L: each T_L frame repeated R₁·R₂ times (log2(BPM / 120))
+        "tempo_mask"     [18, 19)  T_L
+        "key"            [19, 20)  T_L (class index 0..23, −100 where masked, stored as a float)
+        "key_mask"       [20, 21)  T_L
 
-With S = 384: mask channel 384, label block [385, 405), so C = 405 in training and 385 at inference.
-A label missing from the dict is packed as zeros with a zero mask (it contributes no loss).
-``unpack_structure`` reverses this; local-rate labels are read back at every R₁-th frame.
+With S = 384: mask channel 384, label block [385, 406), so C = 406 in training and 385 at inference.
+Masks are stored as 0.0 / 1.0. A label missing from the dict is packed as zeros with a zero mask (it
+contributes no loss). ``unpack_structure(x, factors=(R₁, R₂))`` reads T_M labels at every R₁-th frame and
+T_L labels at every R₁R₂-th frame, giving back derive_labels' grids.
 
-Legend: b batch, S S_sync channels, T_H latent frames, T_M = T_H / R₁.
+Legend: b batch, S S_sync channels, T_H latent frames, T_M = T_H / R₁, T_L = T_M / R₂.
 """
 from __future__ import annotations
 
@@ -35,16 +39,17 @@ SRM_CHANNELS = 384
 LABEL_LAYOUT: dict[str, tuple[int, int]] = {
     "chroma": (0, 12),
     "chroma_mask": (12, 13),
-    "beat": (13, 15),
-    "beat_mask": (15, 16),
-    "tempo": (16, 17),
-    "tempo_mask": (17, 18),
-    "key": (18, 19),
-    "key_mask": (19, 20),
+    "beat": (13, 14),
+    "beat_mask": (14, 15),
+    "downbeat": (15, 16),
+    "downbeat_mask": (16, 17),
+    "tempo": (17, 18),
+    "tempo_mask": (18, 19),
+    "key": (19, 20),
+    "key_mask": (20, 21),
 }
-LABEL_CHANNELS = 20
-LOCAL_RATE_LABELS = ("chroma", "chroma_mask", "beat", "beat_mask")
-ITEM_LABELS = ("tempo", "tempo_mask", "key", "key_mask")
+LABEL_CHANNELS = 21
+LABEL_LEVEL = {name: ("global" if name.split("_")[0] in ("tempo", "key") else "local") for name in LABEL_LAYOUT}
 
 
 def structure_channels(srm_channels: int = SRM_CHANNELS, with_labels: bool = False) -> int:
@@ -63,10 +68,10 @@ def pack_structure(srm: torch.Tensor, mask: torch.Tensor | None = None,
                    labels: tp.Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
     """S_sync (b, S, T_H), mask (b, T_H) bool (None = all valid) and labels → (b, C, T_H) float.
 
-    Unbatched input (S_sync (S, T_H), mask (T_H,), labels without the batch axis) gives (C, T_H), for a
-    conditioner that packs item by item. Labels: "chroma" (b, T_M, 12), "beat" (b, T_M, 2) and their masks
-    (b, T_M) with T_H a multiple of T_M; "tempo", "key" and their masks (b,). ``labels=None`` packs no
-    label block (inference).
+    Labels as ``derive_labels`` gives them, batched: "chroma" (b, T_M, 12); the others (b, T) on their
+    level's frames, T dividing T_H; a per-item (b,) value is held constant over time. Unbatched input
+    (S_sync (S, T_H), mask (T_H,), derive_labels' dict as is) gives (C, T_H), for a conditioner that packs
+    item by item. ``labels=None`` packs no label block (inference).
     """
     unbatched = srm.ndim == 2
     if unbatched:
@@ -75,52 +80,45 @@ def pack_structure(srm: torch.Tensor, mask: torch.Tensor | None = None,
         labels = None if labels is None else {k: torch.as_tensor(v)[None] for k, v in labels.items()}
     if srm.ndim != 3:
         raise ValueError(f"pack_structure: S_sync must be (b, S, T_H) or (S, T_H), got {tuple(srm.shape)}")
-    b, s, length = srm.shape
+    b, _, length = srm.shape
     dtype, device = (srm.dtype if srm.is_floating_point() else torch.float32), srm.device
-    if mask is None:
-        mask = torch.ones(b, length, dtype=torch.bool, device=device)
-    mask = torch.as_tensor(mask, device=device)
+    mask = torch.ones(b, length, dtype=torch.bool, device=device) if mask is None else torch.as_tensor(mask)
     if mask.shape != (b, length):
         raise ValueError(f"pack_structure: mask {tuple(mask.shape)} does not match S_sync frames {(b, length)}")
-    parts = [srm.to(dtype), mask.to(dtype)[:, None, :]]
+    parts = [srm.to(dtype), mask.to(device=device, dtype=dtype)[:, None, :]]
     if labels is not None:
         unknown = sorted(set(labels) - set(LABEL_LAYOUT))
         if unknown:
-            raise KeyError(f"pack_structure: unknown label(s) {unknown}; known: {sorted(LABEL_LAYOUT)}")
+            raise KeyError(f"pack_structure: unknown label(s) {unknown}; known: {list(LABEL_LAYOUT)}")
         block = torch.zeros(b, LABEL_CHANNELS, length, dtype=dtype, device=device)
-        for name, (start, stop) in LABEL_LAYOUT.items():
-            if name not in labels:
+        for name, value in labels.items():
+            start, stop = LABEL_LAYOUT[name]
+            value = torch.as_tensor(value, device=device).to(dtype)
+            if value.shape == (b,):  # per item: constant over time
+                block[:, start] = value[:, None]
                 continue
-            value = torch.as_tensor(labels[name], device=device).to(dtype)
-            width = stop - start
-            if name in LOCAL_RATE_LABELS:
-                if value.ndim == 2 and width == 1:
-                    value = value[..., None]
-                if value.ndim != 3 or value.shape[0] != b or value.shape[2] != width:
-                    raise ValueError(f"pack_structure: label {name!r} must be (b, T_M{', k' if width > 1 else ''}), "
-                                     f"got {tuple(labels[name].shape)}")
-                frames = value.shape[1]
-                if frames == 0 or length % frames != 0:
-                    raise ValueError(f"pack_structure: label {name!r} has {frames} frames; T_H = {length} must be a "
-                                     f"multiple of it (T_M = T_H / R1)")
-                block[:, start:stop] = value.transpose(1, 2).repeat_interleave(length // frames, dim=-1)
-            else:
-                if value.reshape(-1).shape[0] != b:
-                    raise ValueError(f"pack_structure: label {name!r} must have one value per item ({b},), "
-                                     f"got {tuple(labels[name].shape)}")
-                block[:, start] = value.reshape(b, 1)
+            if value.ndim == 2:
+                value = value[..., None]
+            if value.ndim != 3 or value.shape[0] != b or value.shape[2] != stop - start:
+                raise ValueError(f"pack_structure: label {name!r} must be (b, T{', 12' if name == 'chroma' else ''}) "
+                                 f"or (b,), got {tuple(labels[name].shape)}")
+            frames = value.shape[1]
+            if frames == 0 or length % frames != 0:
+                raise ValueError(f"pack_structure: label {name!r} has {frames} frames; T_H = {length} must be a "
+                                 f"multiple of it (T_M = T_H / R1, T_L = T_H / (R1 R2))")
+            block[:, start:stop] = value.transpose(1, 2).repeat_interleave(length // frames, dim=-1)
         parts.append(block)
     out = torch.cat(parts, dim=1)
     return out[0] if unbatched else out
 
 
-def unpack_structure(x: torch.Tensor, srm_channels: int = SRM_CHANNELS, local_factor: int = 1
+def unpack_structure(x: torch.Tensor, srm_channels: int = SRM_CHANNELS, factors: tp.Sequence[int] | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor] | None]:
-    """(b, C, T_H) → S_sync (b, S, T_H), mask (b, T_H) bool, labels or None (C = S + 1).
+    """(b, C, T_H) → S_sync (b, S, T_H), mask (b, T_H) bool, labels or None (when C = S + 1).
 
-    Local-rate labels are read at every ``local_factor``-th frame (pass R₁ to get them at T_M:
-    "chroma" (b, T_M, 12), "beat" (b, T_M, 2), masks (b, T_M) bool); "tempo" (b,) float, "key" (b,) long,
-    their masks (b,) bool.
+    With ``factors`` (R₁, R₂) the labels come back on their levels' grids: "chroma" (b, T_M, 12), the
+    other T_M labels (b, T_M), the T_L labels (b, T_L); without, every label is read at all T_H frames.
+    Masks are bool, "key" is long, the rest float.
     """
     if x.ndim != 3:
         raise ValueError(f"unpack_structure: expected (b, C, T_H), got {tuple(x.shape)}")
@@ -135,20 +133,17 @@ def unpack_structure(x: torch.Tensor, srm_channels: int = SRM_CHANNELS, local_fa
     mask = x[:, srm_channels] > 0.5
     if channels == structure_channels(srm_channels):
         return srm, mask, None
-    if x.shape[-1] % local_factor != 0:
-        raise ValueError(f"unpack_structure: T_H = {x.shape[-1]} is not a multiple of local_factor = {local_factor}")
+    r1, r2 = (1, 1) if factors is None else (int(factors[0]), int(factors[1]))
+    if x.shape[-1] % (r1 * r2) != 0:
+        raise ValueError(f"unpack_structure: T_H = {x.shape[-1]} is not a multiple of R1·R2 = {r1 * r2}")
+    step = {"local": r1, "global": r1 * r2}
     labels = {}
     for name in LABEL_LAYOUT:
-        value = x[:, label_slice(name, srm_channels)]
-        if name in LOCAL_RATE_LABELS:
-            value = value[..., ::local_factor].transpose(1, 2)  # (b, T_M, k)
-            labels[name] = value[..., 0] > 0.5 if name.endswith("_mask") else value
+        value = x[:, label_slice(name, srm_channels), ::step[LABEL_LEVEL[name]]].transpose(1, 2)  # (b, T, k)
+        if name.endswith("_mask"):
+            labels[name] = value[..., 0] > 0.5
+        elif name == "key":
+            labels[name] = value[..., 0].round().long()
         else:
-            value = value[:, 0, 0]
-            if name.endswith("_mask"):
-                labels[name] = value > 0.5
-            elif name == "key":
-                labels[name] = value.round().long()
-            else:
-                labels[name] = value
+            labels[name] = value if name == "chroma" else value[..., 0]
     return srm, mask, labels

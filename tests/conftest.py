@@ -55,3 +55,25 @@ def noise_folder(tmp_path) -> Path:
 
 def load_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory) -> Path:
+    """A tiny demo corpus (4 pieces of 4 s) built once per session outside the repository."""
+    from saga_hsmad.data.demo_corpus import ensure_demo_corpus
+
+    return ensure_demo_corpus(tmp_path_factory.mktemp("demo") / "corpus", num_pieces=4, seconds=4.0, seed=0)
+
+
+def run_script(script: str, *args: str, env: dict | None = None, timeout: int = 600):
+    """Run one of the top-level scripts in a subprocess; fail with its output if it fails."""
+    import subprocess
+    import sys
+
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run([sys.executable, str(REPO / script), *args], cwd=str(REPO), env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"{script} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n"
+                             f"{proc.stderr[-6000:]}")
+    return proc

@@ -2,6 +2,8 @@
 batch invariance, auxiliary losses against hand-written formulas."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -51,6 +53,29 @@ def test_attention_with_fully_masked_context_gives_zeros():
     attn = RotaryAttention(16, context_dim=8, heads=2).eval()
     out = attn(torch.randn(2, 6, 16), torch.randn(2, 6, 8), torch.tensor([[False] * 6, [True] * 6]))
     assert torch.equal(out[0], torch.zeros(6, 16)) and out[1].abs().sum() > 0
+
+
+@pytest.mark.parametrize("n,window", [(37, 5), (64, 8), (10, 3)])
+def test_windowed_attention_equals_band_masked_full_attention(n, window):
+    """Block-wise local attention = full attention restricted to |i - j| <= window (written densely here)."""
+    torch.manual_seed(0)
+    local = RotaryAttention(16, context_dim=8, heads=2, window=window).eval()
+    x, context = torch.randn(3, n, 16), torch.randn(3, n, 8)
+    key_mask = torch.rand(3, n) > 0.5
+    key_mask[2] = False
+    key_mask[2, 0] = True  # most queries of item 2 see no valid key in their band
+    out = local(x, context, key_mask)
+    q = local.to_q(x).reshape(3, n, 2, 8).transpose(1, 2)
+    k, v = local.to_kv(context).reshape(3, n, 2, 2, 8).permute(2, 0, 3, 1, 4)
+    cos, sin = rotary_cos_sin(n, 8, 10000.0, x.device, x.dtype)
+    q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+    i = torch.arange(n)
+    allowed = ((i[:, None] - i[None, :]).abs() <= window)[None, None] & key_mask[:, None, None, :]
+    logits = (q @ k.transpose(-1, -2) / math.sqrt(8)).masked_fill(~allowed, float("-inf"))
+    probs = torch.softmax(logits, dim=-1).nan_to_num(0.0)
+    expected = local.to_out((probs @ v).transpose(1, 2).reshape(3, n, 16))
+    expected = expected.masked_fill(~allowed.any(-1)[:, 0, :, None], 0.0)  # no valid key in the band: zeros
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
 
 
 # -- level alignment ---------------------------------------------------------------------------------

@@ -260,6 +260,7 @@ CONFIGS = {
     "no_mrci_middle": ({"tca_levels": ["high", "bottleneck"]}, 3, 2),
     "no_mrci_bottleneck": ({"tca_levels": ["high", "middle"]}, 4, 2),
     "no_aux": ({"encoder": {**ENC, "aux_heads": []}}, 5, 2),
+    "windowed_tca": ({"tca_window": 4}, 5, 2),
 }
 
 

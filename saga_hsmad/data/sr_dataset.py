@@ -1,0 +1,196 @@
+"""Dataset type ``super_resolution``: SAGA-SR training pairs made on the fly (spec §1-§3).
+
+Per item: a random 262,144-sample window (5.944 s at 44.1 kHz) from anywhere in an audio file, kept in true
+stereo (a mono file becomes dual-mono; other channel counts are an error), zero-padded with a padding mask
+when the file is shorter; the LR input simulated from that HR window (``dsp.lowpass.simulate_lowres``:
+random filter family/order, cutoff U(2, 16) kHz clamped to 0.94 x the window's own roll-off, zero-phase
+filtering, resampling down to 2 x cutoff and back); both roll-offs measured with
+``dsp.rolloff.spectral_rolloff`` (f_h on the returned HR window, f_l on the returned LR window); and the
+window's caption from a caption store (``data.captions``; a missing caption is an error unless
+``allow_empty_captions``).
+
+Items are ``(hr (2, L) float32, metadata)`` with metadata keys = conditioner ids of the SAGA-SR configs:
+``prompt`` (caption), ``lr_audio`` ((2, L) float32), ``rolloff_in`` (f_l), ``rolloff_target`` (f_h),
+plus ``padding_mask`` ((L,) bool, True on real audio), ``path``, ``relpath``, ``seconds_start``,
+``seconds_total`` and ``lowpass`` (family, order, cutoff_hz, drawn_cutoff_hz, hr_rolloff; for logging).
+The LR window is zero wherever the padding mask is False.
+
+Each item is a function of (seed, epoch, index) only (``data.windows.item_rng``): the same whatever the
+number of loader workers; the training loop advances ``epoch`` to draw new windows and filters.
+
+Legend: L = sample_size samples.
+"""
+from __future__ import annotations
+
+import math
+import typing as tp
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..audio_io import AUDIO_EXTENSIONS, list_audio_files
+from ..dsp.lowpass import FAMILIES, FilterFamily, simulate_lowres
+from ..dsp.rolloff import spectral_rolloff
+from ..paths import resolve_path
+from ..registry import DATASETS
+from .captions import CaptionStore
+from .windows import item_rng, read_window
+
+SPLITS = ("train", "valid", "test")
+
+
+def _read_file_list(path: Path) -> list[Path]:
+    """Audio paths listed one per line (``#`` comments); relative paths are relative to the list's folder."""
+    if not path.is_file():
+        raise FileNotFoundError(f"super_resolution: file_list {path} does not exist")
+    files = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            p = resolve_path(line, f"file_list {path}")
+            files.append(p if p.is_absolute() else path.parent / p)
+    return files
+
+
+@DATASETS.register("super_resolution")
+class SuperResolutionDataset(torch.utils.data.Dataset):
+    """HR windows with their simulated LR input, roll-offs and caption (SAGA-SR spec §1).
+
+    Args:
+        root: folder(s) searched recursively for audio (``~`` and ``${VARS}`` expanded; the demo corpus is
+            ``${SAGA_HSMAD_DEMO_CORPUS}``). Give ``root`` or ``file_list``.
+        file_list: a text file listing audio files instead (relative to the list's folder).
+        split: a subfolder of each root ("train", "valid", "test"). A root holding train/ and test/ needs it.
+        captions: ``"sidecar"`` (``<stem>.txt`` or ``<stem>.json`` with "caption" next to the audio) or a
+            ``.json``/``.csv`` caption store (a relative path is relative to the first root, or to the
+            file list's folder).
+        allow_empty_captions: a missing caption becomes "" instead of an error.
+        random_crop: random window offsets (else every window starts at 0).
+        cutoff_range, filter_orders, filter_families, max_cutoff_ratio, cutoff_step_hz, below_range: the LR
+            simulation (``dsp.lowpass.simulate_lowres``: ``cutoff_range``, ``orders``, ``families``,
+            ``clamp``, ``cutoff_step_hz``, ``below_range``); defaults are the paper's recipe.
+        sample_size, sample_rate, audio_channels, seed: given by the loader from the model config.
+    """
+
+    def __init__(self, root: str | list[str] | None = None, file_list: str | None = None,
+                 split: str | None = None, captions: str = "sidecar", allow_empty_captions: bool = False,
+                 random_crop: bool = True, sample_size: int = 262144, sample_rate: int = 44100,
+                 audio_channels: int = 2, seed: int = 0,
+                 cutoff_range: tp.Sequence[float] = (2000.0, 16000.0), filter_orders: tp.Sequence[int] = (2, 10),
+                 filter_families: tp.Sequence[FilterFamily] = FAMILIES, max_cutoff_ratio: float | None = 0.94,
+                 cutoff_step_hz: int = 25, below_range: tp.Literal["clamp", "range"] = "clamp"):
+        if (root is None) == (file_list is None):
+            raise ValueError("super_resolution: give exactly one of 'root' (folder or list of folders) and "
+                             "'file_list'")
+        if audio_channels != 2:
+            raise ValueError(f"super_resolution: SAGA-SR is stereo (audio_channels 2), got {audio_channels}")
+        self.roots: list[Path] = []
+        self.files: list[Path] = []
+        if root is not None:
+            for r in ([root] if isinstance(root, str) else list(root)):
+                self.roots.append(resolve_path(r, "root"))
+                self.files += self._folder_files(self.roots[-1], split)
+        else:
+            listing = resolve_path(file_list, "file_list")
+            self.roots.append(listing.parent)
+            self.files = _read_file_list(listing)
+        if not self.files:
+            raise FileNotFoundError(f"super_resolution: no audio files ({', '.join(AUDIO_EXTENSIONS)}) under "
+                                    f"{[str(r) for r in self.roots]}" + (f" split {split!r}" if split else ""))
+        self.captions = self._caption_store(captions, allow_empty_captions)
+        self.sample_size, self.sample_rate, self.channels = sample_size, sample_rate, audio_channels
+        self.seed, self.epoch, self.random_crop = seed, 0, random_crop
+        self.lowres_options = dict(cutoff_range=tuple(float(c) for c in cutoff_range),
+                                   orders=tuple(int(o) for o in filter_orders), families=tuple(filter_families),
+                                   clamp=max_cutoff_ratio, cutoff_step_hz=cutoff_step_hz, below_range=below_range)
+
+    @staticmethod
+    def _folder_files(root: Path, split: str | None) -> list[Path]:
+        folder = root
+        if split is not None:
+            folder = root / split
+            if not folder.is_dir():
+                hint = (" (build the demo corpus: python -m saga_hsmad.data.demo_corpus)"
+                        if "demo_corpus" in str(root) else "")
+                raise FileNotFoundError(f"super_resolution: split folder {folder} does not exist{hint}")
+        elif not root.exists():
+            raise FileNotFoundError(f"super_resolution: root {root} does not exist")
+        elif all((root / s).is_dir() for s in ("train", "test")):
+            raise ValueError(f"super_resolution: {root} has train/ and test/ subfolders; set 'split' so the "
+                             "splits are not mixed")
+        return list_audio_files(folder)
+
+    def _caption_store(self, captions: str, allow_empty: bool) -> CaptionStore:
+        if captions == "sidecar":
+            return CaptionStore("sidecar", allow_empty=allow_empty)
+        path = resolve_path(captions, "captions")
+        if not path.is_absolute():
+            path = self.roots[0] / path
+        return CaptionStore(path, root=self.roots[0], allow_empty=allow_empty)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def relpath(self, path: Path) -> str:
+        for root in self.roots:
+            try:
+                return path.relative_to(root).as_posix()
+            except ValueError:
+                continue
+        return path.name
+
+    def read_hr(self, index: int) -> tuple[torch.Tensor, torch.Tensor, float, float, np.random.Generator]:
+        """(hr (2, L), padding mask (L,), seconds_start, seconds_total, the item's generator after the crop)."""
+        rng = item_rng(self.seed, self.epoch, index)
+        hr, mask, start, total = read_window(self.files[index], self.sample_rate, self.sample_size, self.channels,
+                                             rng, self.random_crop)
+        return hr, mask, start, total, rng
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict]:
+        path = self.files[index]
+        hr, mask, start, total, rng = self.read_hr(index)
+        caption = self.captions.lookup(path, start, start + self.sample_size / self.sample_rate)
+        f_h = float(spectral_rolloff(hr))
+        lr, params = simulate_lowres(hr, self.sample_rate, rng, hr_rolloff=f_h, **self.lowres_options)
+        lr = (lr * mask).to(torch.float32).contiguous()  # no LR content where the HR window is padding
+        f_l = float(spectral_rolloff(lr))
+        metadata = {
+            "prompt": caption, "lr_audio": lr, "rolloff_in": f_l, "rolloff_target": f_h, "padding_mask": mask,
+            "path": str(path), "relpath": self.relpath(path), "seconds_start": start, "seconds_total": total,
+            "lowpass": {"family": params.family, "order": params.order, "cutoff_hz": params.cutoff_hz,
+                        "drawn_cutoff_hz": params.drawn_cutoff_hz, "hr_rolloff": params.hr_rolloff},
+        }
+        return hr.to(torch.float32), metadata
+
+
+def target_rolloffs(dataset: SuperResolutionDataset, n: int = 512) -> np.ndarray:
+    """f_h (the HR roll-off) of up to ``n`` windows spread evenly over the dataset, one window per file
+    (the items' own windows at the dataset's seed and epoch); silent windows (roll-off 0) are skipped."""
+    count = min(n, len(dataset))
+    indices = np.unique(np.linspace(0, len(dataset) - 1, count).round().astype(int))
+    values = []
+    for i in indices:
+        hr, mask, *_ = dataset.read_hr(int(i))
+        value = float(spectral_rolloff(hr))
+        if value > 0:
+            values.append(value)
+    return np.asarray(values, dtype=np.float64)
+
+
+def median_target_rolloff(dataset: SuperResolutionDataset, n: int = 512) -> float:
+    """The default target roll-off stored with a model (spec §2): the median f_h of its training windows."""
+    values = target_rolloffs(dataset, n)
+    if values.size == 0:
+        raise ValueError("median_target_rolloff: every sampled window is silent")
+    return float(np.median(values))
+
+
+def rolloff_summary(values: np.ndarray) -> dict[str, float]:
+    """Median and spread of roll-off values, with the median in Hz at 44.1 kHz (``rolloff_to_hz``)."""
+    from ..dsp.rolloff import rolloff_to_hz
+
+    q = np.quantile(values, [0.1, 0.25, 0.5, 0.75, 0.9])
+    return {"n": int(values.size), "p10": float(q[0]), "p25": float(q[1]), "median": float(q[2]),
+            "p75": float(q[3]), "p90": float(q[4]), "median_hz": float(rolloff_to_hz(float(q[2]))),
+            "mean": float(values.mean()) if values.size else math.nan}

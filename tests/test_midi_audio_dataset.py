@@ -21,7 +21,7 @@ import saga_hsmad.data.maestro  # noqa: F401  (registers "maestro"; until saga_h
 import saga_hsmad.data.slakh  # noqa: F401
 from saga_hsmad.data import midi_audio_dataset as mad
 from saga_hsmad.data.loader import collate, create_dataloader_from_config, create_dataset_from_config
-from saga_hsmad.models.structure_packing import SRM_CHANNELS, unpack_structure
+from saga_hsmad.models.structure_packing import SRM_CHANNELS, structure_channels, unpack_structure
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 22050                 # model sample rate
@@ -107,7 +107,7 @@ def onset_row(metadata: dict, pitch: int) -> torch.Tensor:
 
 
 def labels_of(metadata: dict) -> dict:
-    return unpack_structure(structure_of(metadata)[None], local_factor=4)[2]
+    return unpack_structure(structure_of(metadata)[None], factors=(4, 4))[2]
 
 
 # -- alignment ------------------------------------------------------------------------------------------
@@ -239,7 +239,7 @@ def test_folder_with_demo_layout_split_and_style(tmp_path):
     assert [t.audio.name for t in valid.tracks] == ["valid_000.wav"]
     audio, md = valid[0]
     assert md["style"] == "valid style 0" and audio.shape == (2, SIZE)
-    assert structure_of(md).shape == (SRM_CHANNELS + 21, SIZE // RATIO)
+    assert structure_of(md).shape == (structure_channels(with_labels=True), SIZE // RATIO)
     assert len(folder_dataset(root)) == 4                               # no split: recursive over all
 
 
@@ -258,17 +258,18 @@ def test_folder_tempo_labels_from_the_tempo_map(tmp_path, monkeypatch):
     write_pair(tmp_path, "piece")
     monkeypatch.setattr(mad, "item_rng", lambda seed, epoch, index: FixedStart(10 * FILE_SR))
     labels = labels_of(folder_dataset(tmp_path)[0][1])
-    assert bool(labels["tempo_mask"][0]) and float(labels["tempo"][0]) == pytest.approx(math.log2(BPM / 120))
+    assert labels["tempo_mask"].all() and labels["tempo"][0].tolist() == pytest.approx([math.log2(BPM / 120)] * 16)
     # 100 bpm, 3/4: beats every 0.6 s (10.2, 10.8, ...), downbeats every 1.8 s (10.8, 12.6); window from 10.0 s
     frame_m = 4 / FR
     beat_frames = {math.floor(round(t - 10.0, 6) / frame_m) for t in np.arange(10.2, 10.0 + DUR, 0.6)}
     down_frames = {math.floor(round(t - 10.0, 6) / frame_m) for t in (10.8, 12.6)}
-    assert set(torch.nonzero(labels["beat"][0, :, 0]).flatten().tolist()) == beat_frames
-    assert set(torch.nonzero(labels["beat"][0, :, 1]).flatten().tolist()) == down_frames
-    assert bool(labels["beat_mask"].all())
+    assert set(torch.nonzero(labels["beat"][0]).flatten().tolist()) == beat_frames
+    assert set(torch.nonzero(labels["downbeat"][0]).flatten().tolist()) == down_frames
+    assert labels["beat_mask"].all() and labels["downbeat_mask"].all()
     # performance_midi masks them
     labels = labels_of(folder_dataset(tmp_path, performance_midi=True)[0][1])
-    assert not labels["tempo_mask"].any() and not labels["beat_mask"].any() and labels["chroma_mask"].any()
+    assert not labels["tempo_mask"].any() and not labels["beat_mask"].any() and not labels["downbeat_mask"].any()
+    assert labels["chroma_mask"].any() and labels["key_mask"].any()
 
 
 # -- MAESTRO --------------------------------------------------------------------------------------------
@@ -312,7 +313,7 @@ def test_maestro_style_and_tempo_masking(tmp_path):
     assert md["style"] == "Classical Piano Performance" and md["midi_path"].endswith(".midi")
     labels = labels_of(md)
     # the MIDI has a real 100 bpm map and 3/4, yet MAESTRO masks tempo and beats: performance captures
-    assert not labels["tempo_mask"].any() and not labels["beat_mask"].any()
+    assert not labels["tempo_mask"].any() and not labels["beat_mask"].any() and not labels["downbeat_mask"].any()
     assert labels["chroma_mask"].any()
     # the same files through the generic folder keep their tempo labels (the masking is MAESTRO's)
     folder = folder_dataset(root / "2018", default_style="x")
@@ -369,7 +370,8 @@ def test_slakh_style_helpers():
     from saga_hsmad.data.slakh import join_names, slakh_style
 
     assert join_names(["A"]) == "A" and join_names(["A", "B"]) == "A and B"
-    assert slakh_style({"stems": {"S00": {"inst_class": "Bass"}}, "genre": ["Jazz", "Funk"]}) == "Jazz and Funk with Bass"
+    metadata = {"stems": {"S00": {"inst_class": "Bass"}}, "genre": ["Jazz", "Funk"]}
+    assert slakh_style(metadata) == "Jazz and Funk with Bass"
     assert slakh_style({"stems": {}}) == "Music"
 
 
@@ -383,15 +385,19 @@ def test_batches_feed_the_hierarchical_midi_conditioner(tmp_path):
                                             "split": "train"}, batch_size=2, num_workers=0, **CONTEXT)
     audio, metadata = next(iter(loader))
     assert audio.shape == (2, 2, SIZE) and isinstance(metadata[0]["padding_mask"], list)
-    cond = HierarchicalMidiConditioner(pretransform=PatchPretransform(patch_size=RATIO))
+    def make(ratio=RATIO, **kwargs):
+        return HierarchicalMidiConditioner(pretransform=PatchPretransform(patch_size=ratio, orthogonal_mix=False),
+                                           **kwargs)
+
+    cond = make()
     structure, mask = cond([md["midi"] for md in metadata], "cpu")
-    assert structure.shape == (2, SRM_CHANNELS + 21, SIZE // RATIO) and mask.shape == (2, SIZE // RATIO)
+    assert structure.shape == (2, structure_channels(with_labels=True), SIZE // RATIO) and mask.shape == (2, SIZE // RATIO)
     for i, md in enumerate(metadata):
         assert torch.equal(structure[i], md["midi"]["structure"])
-    other = HierarchicalMidiConditioner(pretransform=PatchPretransform(patch_size=RATIO), sigma_on=0.01)
+    other = make(sigma_on=0.01)
     with pytest.raises(ValueError, match=r"sigma_on = None in the data, 0\.01 in the model"):
         other([md["midi"] for md in metadata], "cpu")
-    wrong_ratio = HierarchicalMidiConditioner(pretransform=PatchPretransform(patch_size=128))
+    wrong_ratio = make(128)
     with pytest.raises(ValueError, match="downsampling ratio of 256, the model's pretransform has 128"):
         wrong_ratio([md["midi"] for md in metadata], "cpu")
     assert collate  # the loader's collate is what wrapped padding_mask above

@@ -5,7 +5,7 @@ produces ONE tensor for stable-audio-tools' ``input_concat`` route (``structure_
 
     S_sync (384, T_H)   SRM soft (or binary) piano roll at the latent frame rate SR_latent   (symbolic.srm)
     mask   (1, T_H)     1 on frames with real audio, 0 on padding
-    labels (20, T_H)    auxiliary labels at the encoder's factors (symbolic.labels), training only
+    labels (21, T_H)    auxiliary labels at the encoder's factors (symbolic.labels), training only
 
     SR_latent = sample_rate / R_VAE,  R_VAE = the MODEL's pretransform ``downsampling_ratio`` (spec §1),
     T_H = floor(duration × SR_latent), a multiple of R1·R2 (checked here, with the window that would fit).
@@ -19,28 +19,23 @@ in the metadata under this conditioner's id. The conditioner checks that record 
 training on a different representation). Per-item inputs it accepts:
 
     {"structure": (C, T_H), "render": {...}}   prerendered by a dataset; the record is checked
-    (C, T_H) tensor                             prerendered, taken as is (C = 385 or 405)
+    (C, T_H) tensor                             prerendered, taken as is (C = 385 or 406)
     ScoreWindow(score, duration, valid_seconds) or {"score": Score, "duration": s[, "valid_seconds": s]}
                                                 rendered here (inference: the sampler's MIDI windows)
 
-Labels. With ``with_labels`` (default) the output always has the label block (C = 405): prerendered
+Labels. With ``with_labels`` (default) the output always has the label block (C = 406): prerendered
 items bring their labels; an item without labels gets zeros with zero masks (no auxiliary loss). Score
 windows get derived labels only while the module is in training mode; in eval mode (sampling) their
 label block is zero with zero masks, so the U-Net computes no auxiliary loss at inference.
 ``with_labels=false`` strips labels (C = 385).
 
-Label mapping from ``derive_labels`` to the packed layout (``structure_packing.LABEL_LAYOUT``):
-    chroma, chroma_mask     as derived (T_M), normalised by ``chroma_norm`` ("max": peak 1, the BCE target
-                            the HSE's default chroma loss expects; "sum": a distribution)
-    beat                    (T_M, 2) = (beat, downbeat)
-    beat_mask               beat_mask AND downbeat_mask: the layout has one mask for both, so a file with a
-                            tempo map but no time signature masks its beats too (downbeats would be a
-                            guess); frames of padding are masked
-    tempo, tempo_mask       one value per item: the mean of the per-T_L-frame log2(bpm / 120) over valid
-                            frames; masked without tempo information (``Score.has_tempo_info``)
-    key, key_mask           one per item: the window's global Krumhansl-Schmuckler key (``key_context=None``)
+The labels are ``derive_labels``' own (chroma normalised by ``chroma_norm``: "sum", a distribution, for the
+HSE's default KL chroma loss, or "max", peak 1, for its BCE option; beat, downbeat and their masks at T_M;
+per-T_L tempo and key with theirs, the key of the whole window: ``key_context=None``), packed by
+``structure_packing.pack_structure``; every mask is also False on frames of padding.
 
-Legend: b batch, C packed channels (385 without labels, 405 with), T_H latent frames, T_M = T_H / R1.
+Legend: b batch, C packed channels (385 without labels, 406 with), T_H latent frames, T_M = T_H / R1,
+T_L = T_M / R2.
 """
 from __future__ import annotations
 
@@ -96,7 +91,7 @@ class StructureRender:
         drums                 "keep" drum notes in the roll (under their GM keys) or "drop" them
         factors               (R1, R2) of the encoder and U-Net
         with_labels           pack the auxiliary labels
-        chroma_norm           "max" (peak 1; BCE targets) or "sum" (a distribution)
+        chroma_norm           "sum" (a distribution; KL chroma loss) or "max" (peak 1; BCE chroma loss)
         velocity_threshold    SRM: sustain value above which the velocity row is written
         sustain_pedal         MIDI reading: CC64 extends note ends
     """
@@ -109,7 +104,7 @@ class StructureRender:
     drums: tp.Literal["keep", "drop"] = "keep"
     factors: tuple[int, int] = (4, 4)
     with_labels: bool = True
-    chroma_norm: tp.Literal["sum", "max"] = "max"
+    chroma_norm: tp.Literal["sum", "max"] = "sum"
     velocity_threshold: float = 0.01
     sustain_pedal: bool = True
 
@@ -195,23 +190,17 @@ class StructureRender:
         return pack_structure(srm, mask, self.labels(score, duration, mask))
 
     def labels(self, score: Score, duration: float, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``derive_labels`` mapped onto the packed layout (module docstring); ``mask`` (T_H,) bool."""
+        """``derive_labels`` at this render's factors, with every mask also False on padded frames;
+        ``mask`` (T_H,) bool."""
         r1, r2 = self.factors
-        d = derive_labels(score, duration, self.frame_rate, self.factors, chroma_norm=self.chroma_norm)
-        valid_m = mask.reshape(-1, r1).any(-1)                            # (T_M,)
+        labels = derive_labels(score, duration, self.frame_rate, self.factors, chroma_norm=self.chroma_norm)
+        valid_m = mask.reshape(-1, r1).any(-1)                            # (T_M,) as the encoder's masks
         valid_l = mask.reshape(-1, r1 * r2).any(-1)                       # (T_L,)
-        tempo_ok = bool(d["tempo_mask"].all()) and bool(valid_l.any())
-        tempo = d["tempo"][valid_l].mean() if tempo_ok else torch.tensor(0.0)
-        return {
-            "chroma": d["chroma"],
-            "chroma_mask": d["chroma_mask"] & valid_m,
-            "beat": torch.stack([d["beat"], d["downbeat"]], dim=-1),
-            "beat_mask": d["beat_mask"] & d["downbeat_mask"] & valid_m,
-            "tempo": tempo.reshape(()),
-            "tempo_mask": torch.tensor(tempo_ok),
-            "key": d["key"][0].clamp_min(0).reshape(()),
-            "key_mask": d["key_mask"][0].reshape(()) & bool(valid_l.any()),
-        }
+        for name in ("chroma_mask", "beat_mask", "downbeat_mask"):
+            labels[name] = labels[name] & valid_m
+        for name in ("tempo_mask", "key_mask"):
+            labels[name] = labels[name] & valid_l
+        return labels
 
     def differences(self, record: tp.Mapping[str, tp.Any]) -> list[str]:
         """Fields of a dataset's render record that differ from this render (``with_labels`` excepted: the
@@ -258,7 +247,7 @@ class HierarchicalMidiConditioner(Conditioner):
                  sigma_on: float | None = None, sigma_off: float | None = None,
                  mode: tp.Literal["soft", "binary"] = "soft", drums: tp.Literal["keep", "drop"] = "keep",
                  factors: tp.Sequence[int] = (4, 4), with_labels: bool = True,
-                 chroma_norm: tp.Literal["sum", "max"] = "max", velocity_threshold: float = 0.01,
+                 chroma_norm: tp.Literal["sum", "max"] = "sum", velocity_threshold: float = 0.01,
                  sustain_pedal: bool = True):
         channels = structure_channels(SRM_CHANNELS, with_labels)
         super().__init__(channels, channels)
@@ -295,7 +284,8 @@ class HierarchicalMidiConditioner(Conditioner):
             raise ValueError(f"hierarchical_midi: items have different frame counts {sorted(lengths)}; every "
                              "window of a batch must have the same duration")
         structure = torch.stack(items).to(device=device, dtype=torch.float32)
-        assert structure.shape[1] == self.dim, f"packed structure has {structure.shape[1]} channels, expected {self.dim}"
+        assert structure.shape[1] == self.dim, \
+            f"packed structure has {structure.shape[1]} channels, expected {self.dim}"
         return [structure, structure[:, SRM_CHANNELS] > 0.5]
 
     def _item(self, value: tp.Any, i: int) -> torch.Tensor:

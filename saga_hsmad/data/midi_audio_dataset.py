@@ -17,8 +17,8 @@ One item:
 
 Time alignment: the window offset is drawn in samples of the file (``windows.read_window``); the MIDI
 window is ``StructureRender.window(score, start / file_rate, sample_size / sample_rate)``, so audio sample
-k and latent frame h = floor(k / R_VAE) cover the same instant. T_H = floor(sample_size / R_VAE) must be a multiple of R1·R2
-(checked at construction; the error names ``sample_size``). Frames past the end of a short file are
+k and latent frame h = floor(k / R_VAE) cover the same instant. T_H = floor(sample_size / R_VAE) must be
+a multiple of R1·R2 (checked at construction; the error names ``sample_size``). Frames past the end of a short file are
 padding (structure mask 0; S_sync and labels masked there).
 
 Windows with notes: a window offset is redrawn (up to ``max_draws`` draws in total) while the MIDI has no

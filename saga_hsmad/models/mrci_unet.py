@@ -53,7 +53,7 @@ from torch import nn
 
 from ..registry import DIFFUSION_MODELS
 from .blocks import AdaLNModulation, TimestepEmbedding, masked_mean
-from .condition_dropout import NullMask, apply_null, resolve_null_mask
+from .condition_dropout import NullMask, resolve_null_mask
 from .hse import HierarchicalSymbolEncoder, SymbolLevels, strided_downsample
 from .rotary_attention import RotaryAttention
 from .structure_packing import unpack_structure
@@ -210,6 +210,15 @@ class Downsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return strided_downsample(x, self.conv, self.factor)
+
+
+def with_null(x: torch.Tensor, nulled: torch.Tensor, null: torch.Tensor) -> torch.Tensor:
+    """x (b, ...) with the samples where ``nulled`` (b,) is True replaced by the learned ``null`` (broadcast to
+    one sample). Unlike ``condition_dropout.apply_null`` it always builds the ``where``, so the null
+    parameter is in every step's graph (distributed training needs no unused-parameter search) and no
+    host sync is needed."""
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    return torch.where(nulled.reshape(shape), null.to(x.dtype), x)
 
 
 def _check_levels(key: str, levels: tp.Sequence[str], allowed: tp.Sequence[str], why: str) -> list[str]:
@@ -398,10 +407,10 @@ class MRCIUNet(ConditionedDiffusionModel):
         all_valid = bool(levels.masks[self.encoder.level_names[0]].all())
         if self.symbol_mode == "global":
             pooled = masked_mean(levels.features["global"], levels.masks["global"])
-            return contexts, apply_null(pooled, nulled, self.null_symbols["pooled"])
+            return contexts, with_null(pooled, nulled, self.null_symbols["pooled"])
         for level in self.context_levels:
             name = SYMBOL_LEVEL[level]
-            features = apply_null(levels.features[name], nulled, self.null_symbols[name])
+            features = with_null(levels.features[name], nulled, self.null_symbols[name])
             mask = None if all_valid else levels.masks[name] | nulled[:, None]
             assert features.shape[1] == lengths[level], \
                 f"{name} features have {features.shape[1]} frames, the U-Net's {level} level {lengths[level]}"
@@ -417,7 +426,7 @@ class MRCIUNet(ConditionedDiffusionModel):
         if global_cond.shape != (b, self.style_dim):
             raise ValueError(f"global_cond (style) has shape {tuple(global_cond.shape)}, expected ({b}, "
                              f"{self.style_dim}) = model.diffusion.config.style_dim; route one pooled embedding")
-        return apply_null(self.style_proj(global_cond), nulled, self.null_style)
+        return with_null(self.style_proj(global_cond), nulled, self.null_style)
 
     # -- forward ----------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, t: torch.Tensor, cross_attn_cond: torch.Tensor | None = None,
@@ -429,7 +438,9 @@ class MRCIUNet(ConditionedDiffusionModel):
 
         input_concat_cond: packed structure (b, C, n); global_cond: style (b, s). Cross-attention and prepend
         inputs are not used by this model. ``cfg_scale != 1`` without ``null_conditions``: plain CFG,
-        (1 − s)·v(∅) + s·v(all), in one batched forward. Unknown kwargs (stable-audio-tools') are ignored.
+        (1 − s)·v(∅) + s·v(all), in one batched forward. Unknown kwargs (stable-audio-tools') are ignored,
+        including its latent padding ``mask``: symbol padding travels in the packed structure mask, and
+        masking the loss is the training wrapper's job.
         """
         self.aux_losses = {}
         if cfg_scale != 1.0 and null_conditions is None:

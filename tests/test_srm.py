@@ -202,3 +202,11 @@ def test_config_and_device():
             SRM(frame_rate=FR, **bad)
     with pytest.raises(ValueError):
         SRM(frame_rate=0.0)
+
+
+def test_many_overlapping_notes_do_not_overflow():
+    # 300 simultaneous velocity-127 notes on one pitch: the velocity sum exceeds int32 fixed point
+    rows = [(60, 0.1, 0.5, 127)] * 300
+    S = render_srm(Score.from_notes(rows), 1.0, FR).numpy()
+    f = int(np.ceil(0.2 * FR))
+    assert S[SUSTAIN + 60, f] == 300 and S[VELOCITY + 60, f] == pytest.approx(300.0, rel=1e-6)

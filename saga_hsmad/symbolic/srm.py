@@ -20,8 +20,8 @@ intervals of frames, written as +1/-1 (or +v/-v) into a difference array and int
 cumulative sum per row; the Gaussian onset kernel and release tail are short (a few frames), so they are
 scattered as (notes x kernel-width) blocks with ``index_add_``. Kernel values below ``KERNEL_EPS``
 (1e-10 of the peak) are not written; the result equals the dense formula to float32 precision.
-Limit: the velocity sums are int32 fixed point, exact for up to 256 simultaneous velocity-127 notes of
-one pitch.
+Velocity sums are integers in units of 1/65536 MIDI velocity (exact for MIDI's integer velocities;
+int64 is used instead of int32 when a pitch's total could overflow).
 Index arithmetic and kernel values are float64 numpy; scatters use torch ``index_add_`` into the
 float32 output; the result is a float32 torch tensor on the CPU (or on ``device`` if given).
 
@@ -46,8 +46,7 @@ __all__ = ["SRM", "render_srm", "num_frames", "latent_frame_rate", "NUM_PITCHES"
 NUM_PITCHES = 128
 KERNEL_EPS = 1e-10              # Gaussian kernel values below this fraction of the peak are not written
 _CUT = math.sqrt(2.0 * math.log(1.0 / KERNEL_EPS))  # kernel half-width in sigmas where exp(.) = KERNEL_EPS
-_VEL_SCALE = 2 ** 16          # velocity fixed point (int32) for exact interval sums: up to 256
-                              # overlapping velocity-127 notes on one pitch fit in int32
+_VEL_SCALE = 2 ** 16            # velocity fixed point for exact integer interval sums
 _FRAME_TOL = 1e-9               # tolerance of floor(duration * SR_latent) against float round-off
 
 
@@ -132,7 +131,7 @@ def _render(notes: Notes, T: int, fr: float, sigma_on: float, sigma_off: float, 
     """Core renderer: (3 * P, T) float32 CPU tensor.
 
     Index arithmetic in numpy; kernel values (onset, release tail) are scatter-added (``index_add_``)
-    straight into the output planes; intervals (sustain plateau, velocity band) go into one int32
+    straight into the output planes; intervals (sustain plateau, velocity band) go into one integer
     difference buffer of 2 x P x (T + 1) (sustain: +-1, velocity: +-round(velocity * _VEL_SCALE)) and
     are integrated with one integer cumulative sum (exact, and much faster than a float cumsum).
     """
@@ -179,13 +178,15 @@ def _render(notes: Notes, T: int, fr: float, sigma_on: float, sigma_off: float, 
     out[:2].view(-1).index_add_(0, torch.from_numpy(np.concatenate(k_idx)),
                                 torch.from_numpy(np.concatenate(k_val).astype(np.float32)))
     base = p * W
-    vq = np.rint(notes.velocity * _VEL_SCALE).astype(np.int32)
-    ones = np.ones(len(p), dtype=np.int32)
+    vq = np.rint(notes.velocity * _VEL_SCALE).astype(np.int64)
+    # int32 unless the summed velocity of one pitch could overflow it (> ~256 velocity-127 notes)
+    itype = np.int32 if len(p) == 0 or np.bincount(p, weights=vq).max() < 2 ** 31 - 1 else np.int64
+    ones = np.ones(len(p), dtype=itype)
     d_idx = np.concatenate([base + s0, base + s1, P * W + base + s0, P * W + base + v1])
-    d_val = np.concatenate([ones, -ones, vq, -vq])
-    diff = np.zeros((2, P, W), dtype=np.int32)
+    d_val = np.concatenate([ones, -ones, vq.astype(itype), -vq.astype(itype)])
+    diff = np.zeros((2, P, W), dtype=itype)
     torch.from_numpy(diff).view(-1).index_add_(0, torch.from_numpy(d_idx), torch.from_numpy(d_val))
-    np.cumsum(diff, axis=2, dtype=np.int32, out=diff)            # diff[0]: sustain count, diff[1]: velocity sum
+    np.cumsum(diff, axis=2, dtype=itype, out=diff)               # diff[0]: sustain count, diff[1]: velocity sum
 
     if mode == "soft":
         np.add(roll[1], diff[0, :, :T], out=roll[1], casting="unsafe")

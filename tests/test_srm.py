@@ -210,3 +210,19 @@ def test_many_overlapping_notes_do_not_overflow():
     S = render_srm(Score.from_notes(rows), 1.0, FR).numpy()
     f = int(np.ceil(0.2 * FR))
     assert S[SUSTAIN + 60, f] == 300 and S[VELOCITY + 60, f] == pytest.approx(300.0, rel=1e-6)
+
+
+def test_frame_counting_equals_searchsorted():
+    """The arithmetic frame search behind the sustain/velocity intervals agrees with np.searchsorted,
+    including times exactly on, and one ulp either side of, frame times."""
+    from saga_hsmad.symbolic.srm import _count_frames_before
+
+    rng = np.random.default_rng(0)
+    for fr in (44100 / 512, 44100 / 2048, 44100 / 320, 100.0, 0.7):
+        times = np.arange(500) / fr
+        x = np.concatenate([rng.uniform(-2, 502 / fr, 3000), times, np.nextafter(times, np.inf),
+                            np.nextafter(times, -np.inf), np.arange(500) * (1 / fr), [-1e9, 1e9]])
+        np.testing.assert_array_equal(_count_frames_before(times, x, fr, inclusive=False),
+                                      np.searchsorted(times, x, side="left"))
+        np.testing.assert_array_equal(_count_frames_before(times, x, fr, inclusive=True),
+                                      np.searchsorted(times, x, side="right"))

@@ -296,7 +296,7 @@ def test_partial_build_is_completed_identically(demo_corpus, tmp_path):
     from music21 to the WAV is deterministic given the seed) and touches nothing else."""
     root = tmp_path / "corpus"
     shutil.copytree(demo_corpus, root)
-    split, stem = next((s, st) for s, st in _pieces(root) if s != "train")
+    split, stem = next((s, st) for s, st in _pieces(root) if s == "test")
     original = {ext: (root / split / f"{stem}{ext}").read_bytes() for ext in (".wav", ".mid", ".json")}
     old_manifest = _manifest(root)
     for ext in original:
@@ -332,9 +332,13 @@ def test_seed_drives_instruments_and_drums():
     score = dc.extract_score(cand, 2.0)
     again = dc.extract_score(cand, 2.0)
     assert score.parts == again.parts and score.bars == again.bars
-    programs = {seed: [i.program for i in dc.choose_instruments(score.parts, dc.piece_rng(seed, cand.stem, "instruments"))]
-                for seed in range(8)}
-    assert programs[0] == [i.program for i in dc.choose_instruments(score.parts, dc.piece_rng(0, cand.stem, "instruments"))]
+
+    def programs_for(seed: int) -> list[int]:
+        rng = dc.piece_rng(seed, cand.stem, "instruments")
+        return [ins.program for ins in dc.choose_instruments(score.parts, rng)]
+
+    programs = {seed: programs_for(seed) for seed in range(8)}
+    assert programs[0] == programs_for(0)
     assert len({tuple(p) for p in programs.values()}) > 1, "the seed does not change the instrumentation"
     pattern, drums = dc.drum_track(score, dc.piece_rng(0, cand.stem, "drums"))
     assert (pattern, drums) == dc.drum_track(score, dc.piece_rng(0, cand.stem, "drums"))

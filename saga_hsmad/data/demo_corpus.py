@@ -3,16 +3,19 @@
 Nothing is downloaded: the scores come from music21's core corpus (about 2,000 multi-part works),
 the sound from a SoundFont synthesizer (by default tinysoundfont with the ``TimGM6mb.sf2`` that
 ships inside the pretty_midi wheel; optionally the Debian ``fluidsynth`` binary). Each piece is
-cut to its first ``seconds`` seconds at the score's tempo, its parts get General MIDI programs
-from a varied palette, and a share of the pieces gets a drum track on the beat grid so that those
-clips carry real energy above 16 kHz (hi-hats, ride, tambourine), which the super-resolution
-model needs to learn from. The audio is rendered from the MIDI file written to disk, so the two
-agree exactly (the audio lasts exactly as long as the MIDI file, to the nearest sample).
+cut to its first ``seconds`` seconds at the score's tempo (repeats are not taken), its parts get
+General MIDI programs from a varied palette and spread across the stereo field, and a share of
+the pieces (45 % by default) gets a drum track on the bar and beat grid whose shaker, hi-hats,
+tambourine or ride give those clips real energy above 16 kHz, which the super-resolution model
+needs to learn from (the instruments of TimGM6mb alone hardly reach that band). The audio is
+rendered from the MIDI file written to disk, so the two agree exactly: the audio lasts as long as
+the MIDI file, to the nearest sample, and every note starts at its own sample.
 
 Layout under the root (default ``$SAGA_HSMAD_CACHE/demo_corpus`` or
 ``~/.cache/saga_hsmad/demo_corpus``)::
 
     root/manifest.json                 parameters, per-split lists, counts, per-piece measurements
+                                       (share of power above 16 kHz, SAGA-SR roll-off), skipped works
     root/{train,valid,test}/<stem>.wav 44.1 kHz, stereo, 16-bit PCM, peak at -1 dBFS
     root/{train,valid,test}/<stem>.mid type-1 MIDI: conductor track, one track per part, drums on channel 10
     root/{train,valid,test}/<stem>.json {"style", "caption", "programs", "has_drums", "source", "seconds"}
@@ -876,8 +879,28 @@ class CorpusMismatchError(RuntimeError):
     """A corpus built with other parameters (or another directory) is where the new one should go."""
 
 
+def _tmp_name(path: Path) -> Path:
+    """Hidden temporary sibling, unique per process, so concurrent builds never trip over each other."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def _remove_stale_tmp(root: Path) -> None:
+    """Delete temporary files left by builds that were killed (their process no longer exists)."""
+    for tmp in root.glob("*/.*.tmp"):
+        try:
+            pid = int(tmp.name.rsplit(".", 2)[-2])
+            os.kill(pid, 0)
+            alive = True
+        except ProcessLookupError:
+            alive = False
+        except (ValueError, PermissionError):
+            alive = True
+        if not alive:
+            tmp.unlink(missing_ok=True)
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = _tmp_name(path)
     tmp.write_bytes(data)
     os.replace(tmp, path)
 
@@ -888,7 +911,7 @@ def _atomic_write_json(path: Path, obj: Any) -> None:
 
 def _atomic_write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
     import soundfile as sf
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = _tmp_name(path)
     sf.write(str(tmp), audio, sample_rate, subtype="PCM_16", format="WAV")
     os.replace(tmp, path)
 
@@ -1064,6 +1087,7 @@ def _select(root: Path, order: Iterator[Candidate], n: int, seconds: float, pool
             skipped.append({"source": cand.source, "reason": error or ""})
         else:
             chosen.append((cand, score))
+            log.info("selected %d/%d: %s", len(chosen), n, cand.source)
     for _, job in pending:
         if isinstance(job, cf.Future):
             job.cancel()
@@ -1113,6 +1137,7 @@ def build_demo_corpus(out: str | Path | None = None, *, num_pieces: int = DEFAUL
     (root / MANIFEST).unlink(missing_ok=True)
     for split in SPLITS:
         (root / split).mkdir(exist_ok=True)
+    _remove_stale_tmp(root)
 
     workers = workers if workers is not None else min(4, os.cpu_count() or 1)
     pool = (cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
@@ -1140,8 +1165,6 @@ def build_demo_corpus(out: str | Path | None = None, *, num_pieces: int = DEFAUL
             pool.shutdown(wait=True, cancel_futures=True)
     manifest = _manifest(root, params, chosen, splits, drums, skipped, time.time() - t0)
     _atomic_write_json(root / MANIFEST, manifest)
-    for stray in root.glob("*/.*.tmp"):
-        stray.unlink()
     log.info("demo corpus in %s: %s; %.0f %% of clips with content above %.0f kHz",
              root, manifest["counts"], 100 * manifest["high_band"]["fraction"], HIGH_BAND_HZ / 1000)
     return root

@@ -220,3 +220,21 @@ def test_median_target_rolloff_of_band_limited_files(tmp_path):
     np.testing.assert_allclose(np.sort(values), expected, atol=0.03)
     assert median_target_rolloff(ds) == pytest.approx(float(np.median(values)))
     assert median_target_rolloff(ds) == pytest.approx(expected[1], abs=0.03)
+
+
+def test_target_rolloff_cli_writes_the_median_into_the_model_config(tmp_path):
+    from saga_hsmad.cli import target_rolloff
+
+    data = tmp_path / "data"
+    for sr in (16000, 22050, 32000):
+        write(data / f"n{sr}.wav", noise(3 * sr, seed=sr), sr=sr)
+    model_config = tmp_path / "model.json"
+    model_config.write_text(json.dumps({"sample_size": L, "sample_rate": SR, "audio_channels": 2,
+                                        "sampling": {"target_rolloff": None}}))
+    dataset_config = tmp_path / "dataset.json"
+    dataset_config.write_text(json.dumps({"dataset_type": "super_resolution", "root": str(data)}))
+    assert target_rolloff.main(["--dataset-config", str(dataset_config), "--model-config", str(model_config),
+                                "--write"]) == 0
+    stored = json.loads(model_config.read_text())["sampling"]
+    assert stored["target_rolloff"] == pytest.approx(0.985 * 11025 / 22050, abs=0.03)
+    assert "median f_h of 3 windows" in stored["target_rolloff_source"]

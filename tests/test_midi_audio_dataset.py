@@ -394,8 +394,10 @@ def test_batches_feed_the_hierarchical_midi_conditioner(tmp_path):
     assert structure.shape == (2, structure_channels(with_labels=True), SIZE // RATIO) and mask.shape == (2, SIZE // RATIO)
     for i, md in enumerate(metadata):
         assert torch.equal(structure[i], md["midi"]["structure"])
+    explicit_default = make(sigma_on=1 / (2 * FR))              # None in the data stands for the same value
+    assert torch.equal(explicit_default([md["midi"] for md in metadata], "cpu")[0], structure)
     other = make(sigma_on=0.01)
-    with pytest.raises(ValueError, match=r"sigma_on = None in the data, 0\.01 in the model"):
+    with pytest.raises(ValueError, match=r"sigma_on = 0\.0058\d* s in the data, 0\.01 s in the model"):
         other([md["midi"] for md in metadata], "cpu")
     wrong_ratio = make(128)
     with pytest.raises(ValueError, match="downsampling ratio of 256, the model's pretransform has 128"):

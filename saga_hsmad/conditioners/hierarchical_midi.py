@@ -203,26 +203,29 @@ class StructureRender:
         return labels
 
     def differences(self, record: tp.Mapping[str, tp.Any]) -> list[str]:
-        """Fields of a dataset's render record that differ from this render (``with_labels`` excepted: the
-        conditioner adds or strips the label block)."""
-        mine = self.as_dict()
+        """How a dataset's render record differs from this render: every field but ``with_labels`` (the
+        conditioner adds or strips the label block); sigmas are compared as resolved seconds, so None and
+        the default value it stands for agree."""
+        names = {f.name for f in dataclasses.fields(StructureRender)}
+        try:
+            theirs = StructureRender(**{k: v for k, v in record.items() if k in names})
+        except (TypeError, ValueError) as e:
+            return [f"the render record {dict(record)} is not valid ({e})"]
         out = []
-        for key, value in mine.items():
-            if key == "with_labels":
-                continue
-            if key not in record:
-                out.append(f"{key} missing (expected {value!r})")
-                continue
-            theirs = record[key]
-            if key == "factors":
-                theirs = [int(r) for r in theirs]
-            if isinstance(value, float) and isinstance(theirs, (int, float)):
-                same = math.isclose(value, theirs, rel_tol=_RATE_TOL)
-            else:
-                same = value == theirs
+        for key in sorted(names - {"with_labels", "sigma_on", "sigma_off"}):
+            mine, other = getattr(self, key), getattr(theirs, key)
+            same = (math.isclose(mine, other, rel_tol=_RATE_TOL) if isinstance(mine, float) and
+                    isinstance(other, (int, float)) else mine == other)
             if not same:
-                out.append(f"{key} = {theirs!r} in the data, {value!r} in the model")
+                out.append(f"{key} = {_show(other)} in the data, {_show(mine)} in the model")
+        for key, mine, other in zip(("sigma_on", "sigma_off"), self.srm.sigmas, theirs.srm.sigmas):
+            if not math.isclose(mine, other, rel_tol=_RATE_TOL):
+                out.append(f"{key} = {other:.6g} s in the data, {mine:.6g} s in the model")
         return out
+
+
+def _show(value: tp.Any) -> str:
+    return repr(list(value) if isinstance(value, tuple) else value)
 
 
 RENDER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(StructureRender)

@@ -265,3 +265,81 @@ def test_training_and_sampling_feed_the_dit_the_same_conditions(tmp_path):
     # each training row is either exactly the sampler's conditioned branch or exactly the null value
     classify(train, {"input_concat_cond": sample["input_concat_cond"][full],
                      "cross_attn_cond": sample["cross_attn_cond"][full]})
+
+
+# -- shipped configs: the paper's numbers, and ablation twins that differ only in the ablated condition -------
+def load(name: str) -> dict:
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(__file__).resolve().parents[1] / "model_configs/saga_sr" / name).read_text())
+
+
+def test_paper_config_numbers():
+    cfg = load("paper.json")
+    assert (cfg["sample_size"], cfg["sample_rate"], cfg["audio_channels"]) == (262144, 44100, 2)
+    model = cfg["model"]
+    assert model["pretransform"]["type"] == "autoencoder"
+    assert model["pretransform"]["config"]["latent_dim"] == 64
+    assert model["pretransform"]["config"]["downsampling_ratio"] == 2048
+    cond = {c["id"]: c for c in model["conditioning"]["configs"]}
+    assert model["conditioning"]["cond_dim"] == 768
+    assert cond["prompt"]["type"] == "t5_local" and cond["prompt"]["config"]["max_length"] == 128
+    assert cond["rolloff_in"]["type"] == cond["rolloff_target"]["type"] == "rolloff"
+    assert cond["lr_audio"]["type"] == "pretransform" and cond["lr_audio"]["config"]["use_model_pretransform"]
+    assert cond["lr_audio"]["config"]["output_dim"] == 64  # = encoded channels: SAT's proj_out is Identity
+    diff = model["diffusion"]
+    assert diff["type"] == "dit_concat" and diff["diffusion_objective"] == "rectified_flow"
+    assert diff["cross_attention_cond_ids"] == ["prompt", "rolloff_in", "rolloff_target"]
+    assert diff["global_cond_ids"] == ["rolloff_in", "rolloff_target"]
+    assert diff["input_concat_ids"] == ["lr_audio"]
+    c = diff["config"]
+    assert (c["embed_dim"], c["depth"], c["num_heads"]) == (1536, 24, 24)
+    assert (c["io_channels"], c["input_concat_dim"], c["cond_token_dim"], c["global_cond_dim"]) == (64, 64, 768, 1536)
+    assert c["global_cond_type"] == "prepend" and c["project_cond_tokens"] is False
+    assert c["cond_dropout"] == {"lr_latent": 0.1, "text": 0.1} and c["lr_latent_null_value"] == -5.0
+    tr = cfg["training"]
+    assert tr["use_ema"] is False and tr["timestep_sampler"] == "logit_normal" and tr["cfg_dropout_prob"] > 0
+    opt = tr["optimizer_configs"]["diffusion"]
+    assert opt["optimizer"] == {"type": "AdamW", "config": {"lr": 1e-5, "betas": [0.9, 0.999], "weight_decay": 1e-3}}
+    assert opt["scheduler"] == {"type": "InverseLR", "config": {"inv_gamma": 1000000, "power": 0.5, "warmup": 0.99}}
+    with torch.device("meta"):  # no memory: 1.06 B parameters (spec §4)
+        backbone = DiTConcat(**c)
+    assert 1.05e9 < sum(p.numel() for p in backbone.parameters()) < 1.07e9
+
+
+def without(cfg: dict, ids: set[str], global_dim: int | None = None) -> dict:
+    import copy
+
+    cfg = copy.deepcopy(cfg)
+    model = cfg["model"]
+    model["conditioning"]["configs"] = [c for c in model["conditioning"]["configs"] if c["id"] not in ids]
+    diff = model["diffusion"]
+    for key in ("cross_attention_cond_ids", "global_cond_ids"):
+        if key in diff:
+            diff[key] = [i for i in diff[key] if i not in ids]
+            if not diff[key]:
+                del diff[key]
+    if global_dim is not None:
+        diff["config"]["global_cond_dim"] = global_dim
+    return cfg
+
+
+@pytest.mark.parametrize("base,prefix", [("paper.json", ""), ("tiny.json", "tiny_")])
+def test_ablation_twins_differ_only_in_the_ablated_condition(base, prefix):
+    full = load(base)
+    no_rolloff = without(full, {"rolloff_in", "rolloff_target"}, global_dim=0)
+    no_rolloff.pop("sampling")  # no target roll-off without roll-off conditioning
+    assert load(f"{prefix}no_rolloff.json") == no_rolloff
+    assert load(f"{prefix}no_text.json") == without(full, {"prompt"})
+
+
+def test_small_config_is_the_paper_recipe_with_a_smaller_dit():
+    paper, small = load("paper.json"), load("small.json")
+    c = small["model"]["diffusion"]["config"]
+    assert (c["embed_dim"], c["depth"], c["num_heads"]) == (768, 12, 12)
+    for key in ("embed_dim", "depth", "num_heads"):
+        small["model"]["diffusion"]["config"][key] = paper["model"]["diffusion"]["config"][key]
+    small["training"]["learning_rate"] = paper["training"]["learning_rate"]
+    small["training"]["optimizer_configs"]["diffusion"]["optimizer"]["config"]["lr"] = 1e-5
+    assert small == paper

@@ -43,7 +43,7 @@ setup(
         # by install.sh without its TensorFlow dependency), torchcrepe's bundled weights for FAD embeddings.
         "onnxruntime==1.26.0",
         "resampy==0.4.2",
-        "scikit-learn",
+        "scikit-learn==1.7.2",
         "torchcrepe==0.0.24",
     ],
     extras_require={

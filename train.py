@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     import torch
 
     import saga_hsmad
-    from saga_hsmad.config_check import load_config
+    from saga_hsmad.config_check import ConfigError, load_config, validate_pair
     from saga_hsmad.data.loader import create_dataloader_from_config
     from saga_hsmad.training.callbacks import make_callbacks, make_logger
     from saga_hsmad.training.pretrained import load_pretrained
@@ -56,6 +56,10 @@ def main(argv=None) -> int:
     saga_hsmad.install()
     model_config = load_config(args.model_config, "model")
     dataset_config = load_config(args.dataset_config, "dataset")
+    for path in filter(None, [args.dataset_config, args.val_dataset_config]):
+        problems = validate_pair(model_config, load_config(path, "dataset"))
+        if problems:
+            raise ConfigError(f"{path} does not fit {args.model_config}:\n  " + "\n  ".join(map(str, problems)))
     pl.seed_everything(args.seed, workers=True)
 
     model = saga_hsmad.create_model_from_config(model_config)

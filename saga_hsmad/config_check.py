@@ -120,13 +120,13 @@ def check_kwargs(cls: tp.Any, config: dict, path: str, extra: set[str] = frozens
     """Unknown keys, wrong value types and missing required arguments of ``cls(**config)``."""
     if not isinstance(config, dict):
         return [Problem(path, f"must be a JSON object, got {type(config).__name__}")]
-    signature = inspect.signature(cls)
+    from .factory import accepted_parameters
+
     try:
         hints = tp.get_type_hints(cls.__init__) if inspect.isclass(cls) else tp.get_type_hints(cls)
     except Exception:
         hints = {}
-    params = {k: p for k, p in signature.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    params, takes_any = accepted_parameters(cls)
     problems = []
     allowed = set(params) | set(extra)
     if cls.__name__ == "DiffusionTransformer":
@@ -239,6 +239,9 @@ def validate_model_config(config: dict) -> list[Problem]:
             cls = CONDITIONERS.get(ctype) if ctype in CONDITIONERS else upstream["conditioner"].get(ctype)
             if cls is not None:
                 problems += check_kwargs(cls, ccfg, f"{where}.config", EXTRA_KEYS.get(ctype, set()))
+                check = getattr(cls, "check_config", None) if ctype in CONDITIONERS else None
+                if check is not None:
+                    problems += [Problem(p, m) for p, m in check(config)]
             if ctype in ("pretransform",) and ccfg.get("use_model_pretransform"):
                 widths[cid] = enc_ch
             else:
@@ -361,6 +364,21 @@ def validate_dataset_config(config: dict) -> list[Problem]:
     return [p for p in problems if p.path.split(".")[-1] not in loader_context]
 
 
+def validate_pair(model_config: dict, dataset_config: dict) -> list[Problem]:
+    """Problems between a dataset config and the model it trains (e.g. piano-roll settings that differ
+    from the model's MIDI conditioner), from each conditioner type's ``check_dataset_config``."""
+    problems = []
+    seen = set()
+    for item in model_config.get("model", {}).get("conditioning", {}).get("configs", []):
+        ctype = item.get("type")
+        if ctype in CONDITIONERS and ctype not in seen:
+            seen.add(ctype)
+            check = getattr(CONDITIONERS.get(ctype), "check_dataset_config", None)
+            if check is not None:
+                problems += [Problem(f"dataset.{p}", m) for p, m in check(dataset_config, model_config)]
+    return problems
+
+
 # --- describe ---------------------------------------------------------------------------------------------
 
 def describe() -> str:
@@ -375,8 +393,10 @@ def describe() -> str:
                 hints = tp.get_type_hints(cls.__init__)
             except Exception:
                 hints = {}
-            for key, p in inspect.signature(cls).parameters.items():
-                if key in CONTEXT_KEYS or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            from .factory import accepted_parameters
+
+            for key, p in accepted_parameters(cls)[0].items():
+                if key in CONTEXT_KEYS:
                     continue
                 ann = hints.get(key, p.annotation)
                 ann = "" if ann is inspect.Parameter.empty else f": {getattr(ann, '__name__', None) or str(ann).replace('typing.', '')}"

@@ -27,19 +27,35 @@ def _originals():
     return patching.originals()
 
 
+def accepted_parameters(cls: tp.Callable) -> tuple[dict[str, inspect.Parameter], bool]:
+    """(keyword parameters of ``cls``, whether it takes arbitrary keywords). A class whose ``__init__``
+    forwards ``**kwargs`` to its parent is followed up the MRO, so its parents' arguments count too."""
+    params: dict[str, inspect.Parameter] = {}
+    chain = [c for c in getattr(cls, "__mro__", (cls,)) if "__init__" in vars(c)] if inspect.isclass(cls) else [cls]
+    for owner in chain or [cls]:
+        target = owner.__init__ if inspect.isclass(owner) else owner
+        signature = inspect.signature(target)
+        for k, p in signature.parameters.items():
+            if k != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                params.setdefault(k, p)
+        if not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+            return params, False
+        if owner.__module__.startswith("torch.") or owner is object:
+            break
+    return params, True
+
+
 def construct(cls: tp.Callable, config: Config, where: str, **context: tp.Any):
     """``cls(**config)``, adding the ``context`` arguments ``cls`` accepts; a key that is not
     a constructor argument is an error naming ``where`` (upstream would ignore a typo)."""
     if not isinstance(config, dict):
         raise TypeError(f"{where} must be a JSON object, got {type(config).__name__}")
-    params = inspect.signature(cls).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    accepted = {k for k, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    params, takes_any = accepted_parameters(cls)
     if not takes_any:
-        unknown = sorted(set(config) - accepted)
+        unknown = sorted(set(config) - set(params))
         if unknown:
-            raise TypeError(f"{where}: unknown key(s) {unknown} for {cls.__name__}; accepted: {sorted(accepted)}")
-    kwargs = {k: v for k, v in context.items() if (k in accepted) and k not in config}
+            raise TypeError(f"{where}: unknown key(s) {unknown} for {cls.__name__}; accepted: {sorted(params)}")
+    kwargs = {k: v for k, v in context.items() if (k in params) and k not in config}
     try:
         return cls(**kwargs, **config)
     except TypeError as e:
@@ -63,8 +79,10 @@ def create_pretransform_from_config(pretransform_config: Config, sample_rate: in
     return pretransform
 
 
-def create_multi_conditioner_from_conditioning_config(config: Config, pretransform=None):
-    """A ``MultiConditioner`` holding stable-audio-tools' conditioners and ours, by ``type``."""
+def create_multi_conditioner_from_conditioning_config(config: Config, pretransform=None, sample_rate: int | None = None):
+    """A ``MultiConditioner`` holding stable-audio-tools' conditioners and ours, by ``type``.
+
+    Our conditioners receive ``pretransform`` and ``sample_rate`` (the model's) if they accept them."""
     from .conditioners.multi import MultiConditioner
 
     if "cond_dim" not in config:
@@ -90,7 +108,10 @@ def create_multi_conditioner_from_conditioning_config(config: Config, pretransfo
     for where, item in ours:
         cls = CONDITIONERS.get(item["type"], f"{where}.type")
         cfg = {"output_dim": config["cond_dim"], **item.get("config", {})}
-        conditioners[item["id"]] = construct(cls, cfg, f"{where}.config", pretransform=pretransform)
+        context = {"pretransform": pretransform}
+        if sample_rate is not None:
+            context["sample_rate"] = sample_rate
+        conditioners[item["id"]] = construct(cls, cfg, f"{where}.config", **context)
     ordered = {item["id"]: conditioners[item["id"]] for item in items}
     return MultiConditioner(ordered, default_keys=config.get("default_keys", {}),
                             pre_encoded_keys=config.get("pre_encoded_keys", []))
@@ -131,7 +152,8 @@ def create_diffusion_cond_from_config(config: Config):
         min_input_length = pretransform.downsampling_ratio
     conditioner = None
     if model_cfg.get("conditioning") is not None:
-        conditioner = create_multi_conditioner_from_conditioning_config(model_cfg["conditioning"], pretransform)
+        conditioner = create_multi_conditioner_from_conditioning_config(model_cfg["conditioning"], pretransform,
+                                                                        sample_rate=config["sample_rate"])
     min_input_length *= int(getattr(backbone, "length_multiple", 1))
 
     ids = {name: diffusion.get(key, []) for name, key in (

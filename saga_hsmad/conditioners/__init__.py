@@ -1,2 +1,2 @@
 """Registered conditioner types."""
-from . import rolloff, t5_local  # noqa: F401
+from . import hierarchical_midi, rolloff, sentence_style, t5_local  # noqa: F401

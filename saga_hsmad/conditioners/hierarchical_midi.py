@@ -339,6 +339,10 @@ class HierarchicalMidiConditioner(Conditioner):
     def check_config(config: dict) -> list[tuple[str, str]]:
         return check_config(config)
 
+    @staticmethod
+    def check_dataset_config(dataset_config: dict, model_config: dict) -> list[tuple[str, str]]:
+        return check_dataset_config(dataset_config, model_config)
+
 
 def _ratio_from_config(pretransform: dict | None) -> int | None:
     if pretransform is None:

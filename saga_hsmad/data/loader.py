@@ -47,9 +47,10 @@ def _seed_worker(worker_id: int) -> None:
 def create_dataloader_from_config(dataset_config: dict, batch_size: int, sample_size: int, sample_rate: int,
                                   audio_channels: int = 2, num_workers: int = 0, shuffle: bool = True,
                                   seed: int = 0, where: str = "dataset config", drop_last: bool | None = None,
-                                  downsampling_ratio: int = 1):
+                                  downsampling_ratio: int | None = None):
     """``downsampling_ratio`` is the model's pretransform ratio (latent frame rate = sample_rate / ratio),
-    passed to datasets that render time-aligned conditions (HS-MAD's piano roll)."""
+    passed to datasets that render time-aligned conditions (HS-MAD's piano roll); those datasets refuse to
+    start without it."""
     dataset = create_dataset_from_config(dataset_config, where, sample_size=sample_size, sample_rate=sample_rate,
                                          audio_channels=audio_channels, seed=seed,
                                          downsampling_ratio=downsampling_ratio)

@@ -1,2 +1,2 @@
 """Registered training wrappers and schedulers."""
-from . import diffusion_cond  # noqa: F401
+from . import aux_losses, diffusion_cond  # noqa: F401

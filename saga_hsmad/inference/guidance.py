@@ -17,7 +17,8 @@ import typing as tp
 
 import torch
 
-from ..models.condition_dropout import NullMask
+if tp.TYPE_CHECKING:  # models import this module; a runtime import would be circular
+    from ..models.condition_dropout import NullMask
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +33,7 @@ class Guidance:
             raise ValueError(f"guidance needs one weight per branch, got {len(self.branches)} branches "
                              f"and {len(self.weights)} weights")
 
-    def null_masks(self, conditions: tp.Iterable[str], batch_size: int, device: torch.device) -> NullMask:
+    def null_masks(self, conditions: tp.Iterable[str], batch_size: int, device: torch.device) -> "NullMask":
         """name → (K·b,) bool: True in the branches that null that condition."""
         masks = {}
         for name in conditions:

@@ -327,6 +327,20 @@ def test_overwrite_replaces_a_corpus_with_other_parameters(tmp_path):
     assert m["params"]["num_pieces"] == 1 and m["counts"]["total"] == 1
 
 
+def test_pickup_bar_gets_its_own_time_signature(tmp_path):
+    # BWV 66.6 (music21 corpus) opens with a one-quarter pickup in 4/4 at 96 quarter notes per minute.
+    score = dc.extract_score(dc.Candidate("bach/bwv66.6.mxl"), 6.0)
+    tpq = score.ticks_per_beat
+    assert score.bars[0] == (-3 * tpq, 4 * tpq, 4) and score.bars[1][0] == tpq
+    assert score.time_signatures[:2] == [(0, 1, 4), (tpq, 4, 4)]
+    assert score.tempos == [(0, 625_000)]
+    by = {ins.program: ins for ins in dc.PALETTE}
+    dc.write_midi(tmp_path / "p.mid", score, [by[0]] * len(score.parts), [], [64] * len(score.parts))
+    sigs = [(m.numerator, m.denominator) for m in mido.MidiFile(str(tmp_path / "p.mid")).tracks[0]
+            if m.type == "time_signature"]
+    assert sigs == [(1, 4), (4, 4)]
+
+
 def test_seed_drives_instruments_and_drums():
     cand = dc.candidate_order(dc.list_candidates(), 2)[0]
     score = dc.extract_score(cand, 2.0)

@@ -384,6 +384,29 @@ def _bars_from_time_signatures(time_signatures: list[tuple[int, int, int]], tpq:
     return bars
 
 
+def _with_pickup_signature(sigs: list[tuple[int, int, int]], bars: list[tuple[int, int, int]],
+                           tpq: int) -> list[tuple[int, int, int]]:
+    """Give a pickup bar its own time signature (a quarter-note pickup in 4/4: 1/4, then 4/4 where
+    bar 1 starts), so that bars and downbeats read from the MIDI file fall where the score has them.
+    music21 writes the piece's signature at tick 0, which would put every downbeat early by the pickup."""
+    if not bars or bars[0][0] >= 0:
+        return sigs
+    pickup = bars[0][0] + bars[0][1]            # ticks from 0 to the first full bar
+    if pickup <= 0 or any(0 < t < pickup for t, _, _ in sigs):
+        return sigs
+    for den in (4, 8, 16, 32, 64):
+        num = pickup * den / (4 * tpq)
+        if abs(num - round(num)) < 1e-9 and 1 <= round(num) <= 255:
+            break
+    else:
+        return sigs                             # not expressible as n/2^k: leave the file as it was
+    first = next(((n, d) for t, n, d in sigs if t == 0), (4, 4))
+    rest = [x for x in sigs if x[0] > 0]
+    if not rest or rest[0][0] != pickup:
+        rest.insert(0, (pickup, *first))
+    return [(0, int(round(num)), den)] + rest
+
+
 def _measures_for(score: Any, seconds: float) -> int:
     """Number of bars of the first part that surely cover ``seconds`` (tempo marks of the first
     part, 120 quarter notes per minute before the first; half as much again plus two bars spare)."""
@@ -484,6 +507,7 @@ def extract_score(candidate: Candidate, seconds: float) -> CutScore:
         end_tick = min(cut_tick, tail_tick)
 
     bars = _bars_from_score(score, tpq, end_tick) or _bars_from_time_signatures(sigs, tpq, end_tick)
+    sigs = _with_pickup_signature(sorted(set(sigs)), bars, tpq)
 
     def before_end(xs: list) -> list:
         return [x for x in sorted(set(xs)) if x[0] < end_tick]

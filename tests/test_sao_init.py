@@ -159,3 +159,21 @@ def test_checkpoint_with_other_widths_is_reported_not_silently_skipped(tmp_path)
     model = saga_hsmad.create_model_from_config(concat_config(1))
     with pytest.raises(ValueError, match="project_in"):
         load_pretrained(model, path)
+
+
+def test_a_dit_of_other_widths_takes_only_the_matching_tensors(tmp_path):
+    """small.json against SAO: the VAE loads, the DiT (other widths) keeps its initialisation, no error."""
+    stock = randomised_stock(1)
+    path = tmp_path / "sao.ckpt"
+    torch.save({"state_dict": dict(stock.state_dict())}, path)
+    config = concat_config(1)
+    config["model"]["diffusion"]["config"].update(embed_dim=128, num_heads=4)
+    model = saga_hsmad.create_model_from_config(config)
+    report = load_pretrained(model, path)
+    pre = [k for k in report.loaded if k.startswith("pretransform.")]
+    assert pre and all(torch.equal(model.state_dict()[k], stock.state_dict()[k]) for k in pre)
+    # embed-wide tensors stay new; tensors whose shape does not depend on embed_dim (cond_token_dim-wide
+    # cross-attention keys/values, time features) match and load, as every matching weight does
+    assert "model.model.transformer.layers.0.self_attn.to_qkv.weight" in report.mismatched
+    assert "model.model.transformer.layers.0.cross_attn.to_kv.weight" in report.loaded
+    assert "model.model.transformer.project_in.weight" in report.mismatched

@@ -63,8 +63,9 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, verbose: bool = T
     ``model`` (the diffusion wrapper whose ``.model`` is a ``dit_concat`` backbone).
 
     Returns the loader's report (``loaded``, ``widened``, ``mismatched``, ``new``, ``unused``; ``.summary()``)
-    and prints it with ``verbose``. Raises if the file's DiT input projections could be neither loaded nor
-    widened (not an SAO-layout checkpoint for this model's widths).
+    and prints it with ``verbose``. Raises if the DiT body loads but its input projections could be neither
+    loaded nor widened (io_channels or patch_size differ). A DiT of other widths (``small.json``) only
+    takes the matching tensors, e.g. the VAE, and the report says so.
     """
     from ..training.pretrained import load_pretrained as load_matching
     from .dit_concat import DiTConcat
@@ -79,13 +80,19 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, verbose: bool = T
     report = load_matching(model, os.fspath(path))
     projections = {f"model.{PREPROCESS_KEY}", f"model.{PROJECT_IN_KEY}"}
     bad = sorted(k for k in projections if k in report.mismatched)
-    if bad:
+    dit_keys = [k for k in model.state_dict() if k.startswith("model.model.")]
+    body_loaded = sum(k.startswith("model.model.") for k in report.loaded) > len(dit_keys) // 2
+    if bad and body_loaded:  # same DiT, but its input layers fit neither SAO's widths nor this model's
         raise ValueError(f"{path}: input projection(s) {bad} fit neither the SAO layout "
-                         f"(io_channels={backbone.io_channels}) nor this model; check io_channels/embed_dim/"
-                         f"patch_size against the checkpoint's model config")
+                         f"(io_channels={backbone.io_channels}) nor this model; check io_channels/patch_size "
+                         f"against the checkpoint's model config")
+    if verbose and not body_loaded:
+        print(f"NOTE: {path}: this model's DiT widths differ from the checkpoint's; only matching tensors "
+              "(e.g. the VAE) were loaded, the DiT keeps its initialisation")
     if verbose:
         n_pre = sum(k.startswith("pretransform.") for k in report.loaded)
         print(report.summary())
         print(f"  pretransform tensors loaded: {n_pre}"
-              + ("" if n_pre else " (none in the file: load the VAE with --pretransform-ckpt-path)"))
+              + ("" if n_pre else " (none in the file: the VAE keeps its initialisation; load its weights before "
+                                   "training)"))
     return report

@@ -343,3 +343,27 @@ def test_small_config_is_the_paper_recipe_with_a_smaller_dit():
     small["training"]["learning_rate"] = paper["training"]["learning_rate"]
     small["training"]["optimizer_configs"]["diffusion"]["optimizer"]["config"]["lr"] = 1e-5
     assert small == paper
+
+
+def test_lr_latent_comes_from_the_models_frozen_pretransform():
+    """SAT's own "pretransform" conditioner with use_model_pretransform: it encodes with the model's
+    pretransform object, its projection is the identity (output_dim = encoded channels), and it keeps the
+    pretransform out of its own state dict (the model stores it once, under "pretransform.")."""
+    import saga_hsmad
+
+    config = load("tiny.json")
+    model = saga_hsmad.create_model_from_config(config)
+    cond = model.conditioner.conditioners["lr_audio"]
+    assert cond.pretransform is model.pretransform
+    assert isinstance(cond.proj_out, torch.nn.Identity)
+    assert not [k for k in model.state_dict() if k.startswith("conditioner.conditioners.lr_audio")]
+    assert not any(p.requires_grad for p in model.pretransform.parameters())
+    lr = [torch.randn(2, config["sample_size"]) for _ in range(2)]
+    latent, mask = cond(lr, "cpu")
+    torch.testing.assert_close(latent, model.pretransform.encode(torch.stack(lr)))
+    assert latent.shape == (2, config["model"]["io_channels"], config["sample_size"] // 256)
+    # and the whole model routes it into the DiT's concat channels
+    inputs = model.get_conditioning_inputs({"lr_audio": [latent, mask]} | {
+        k: c([0.5, 0.5] if k.startswith("rolloff") else ["a", "b"], "cpu")
+        for k, c in model.conditioner.conditioners.items() if k != "lr_audio"})
+    assert torch.equal(inputs["input_concat_cond"], latent)

@@ -57,7 +57,7 @@ Split = Literal["train", "valid", "test"]
 
 SAMPLE_RATE = 44100
 SPLITS: tuple[Split, ...] = ("train", "valid", "test")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1                        # bump whenever the files a build writes change, so caches are rebuilt
 MANIFEST = "manifest.json"
 BUILD_PARAMS = ".build_params.json"     # written first; marks a (possibly partial) build
 MIN_NOTE_SECONDS = 0.010                 # shorter notes are dropped (FluidSynth hangs on zero-length notes)

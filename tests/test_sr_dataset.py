@@ -238,3 +238,25 @@ def test_target_rolloff_cli_writes_the_median_into_the_model_config(tmp_path):
     stored = json.loads(model_config.read_text())["sampling"]
     assert stored["target_rolloff"] == pytest.approx(0.985 * 11025 / 22050, abs=0.03)
     assert "median f_h of 3 windows" in stored["target_rolloff_source"]
+
+
+def test_folder_lists_file_lists_and_compressed_formats(tmp_path):
+    a = write(tmp_path / "one" / "a.wav", noise(2 * L, seed=1))
+    b = tmp_path / "two" / "b.flac"
+    b.parent.mkdir()
+    sf.write(b, noise(2 * L, seed=2).astype(np.float32), SR, subtype="PCM_16")
+    b.with_suffix(".txt").write_text("flac file")
+    c = tmp_path / "two" / "c.ogg"
+    sf.write(c, noise(2 * L, seed=3).astype(np.float32), SR, format="OGG", subtype="VORBIS")
+    c.with_suffix(".txt").write_text("ogg file")
+    ds = SuperResolutionDataset(root=[str(tmp_path / "one"), str(tmp_path / "two")], sample_size=L)
+    assert sorted(p.name for p in ds.files) == ["a.wav", "b.flac", "c.ogg"]
+    for i in range(len(ds)):
+        hr, md = ds[i]
+        assert hr.shape == (2, L) and hr.abs().max() > 0.05 and md["prompt"]
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# training files\n{a}\ntwo/c.ogg\n")
+    ds = SuperResolutionDataset(file_list=str(listing), sample_size=L)
+    assert [p.name for p in ds.files] == ["a.wav", "c.ogg"] and ds[1][1]["prompt"] == "ogg file"
+    with pytest.raises(ValueError, match="exactly one"):
+        SuperResolutionDataset(sample_size=L)

@@ -205,3 +205,18 @@ def test_simulate_lowres_clamps_with_measured_rolloff_and_is_deterministic():
     assert outs[0][1] == outs[1][1]
     assert outs[0][1] != outs[2][1]
     assert outs[0][1].as_dict()["family"] == outs[0][1].family
+
+
+@pytest.mark.parametrize("use_numba", [True, False])
+def test_fast_sosfiltfilt_equals_scipy(monkeypatch, use_numba):
+    from saga_hsmad.dsp import iir
+
+    monkeypatch.setattr(iir, "_USE_NUMBA", use_numba and iir.numba is not None)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal(5000)
+    for family in lp.FAMILIES:
+        for order in (1, 2, 5, 10):
+            sos = lp.design_lowpass(family, order, 3000.0 + 700.0 * order, SR)
+            for n, padlen in ((5000, None), (40, None), (10, 9), (5000, 0)):
+                expected = signal.sosfiltfilt(sos, x[:n], padlen=padlen)
+                np.testing.assert_allclose(iir.sosfiltfilt(sos, x[:n], padlen=padlen), expected, rtol=0, atol=1e-12)

@@ -24,8 +24,9 @@ Shape legend: ... leading (channel) dims, T input samples, S output blocks, W wi
 """
 from __future__ import annotations
 
-import functools
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,25 +50,64 @@ class PolyphasePlan:
     groups: tuple[_PhaseGroup, ...]
 
 
-@functools.lru_cache(maxsize=64)
+class _ByteBudgetCache:
+    """LRU cache bounded by the total size of its values (bytes), not by their number.
+
+    Ratios from a 1 Hz cutoff grid (e.g. 7001/22050) need 441,001-tap filters; a count-bounded cache of
+    such plans could hold gigabytes in every data-loader worker.
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get_or_build(self, key, build, nbytes):
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key][0]
+        value = build()
+        size = nbytes(value)
+        if size <= self.max_bytes:
+            with self._lock:
+                self._entries[key] = (value, size)
+                self._bytes += size
+                while self._bytes > self.max_bytes:
+                    _, (_, dropped) = self._entries.popitem(last=False)
+                    self._bytes -= dropped
+        return value
+
+
+_FILTERS = _ByteBudgetCache(16 * 2**20)
+_PLANS = _ByteBudgetCache(64 * 2**20)
+
+
 def kaiser_sinc_filter(max_rate: int) -> np.ndarray:
     """scipy.signal.resample_poly's default anti-aliasing filter for max(up, down) = ``max_rate``
-    (before the gain ``up``). Cached: only a handful of ``max_rate`` values occur (divisors of the rate).
+    (before the gain ``up``). Cached: few ``max_rate`` values occur (divisors of the rate), read-only.
     """
-    half_len = 10 * max_rate
-    h = firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0))
-    h.setflags(write=False)
-    return h
+    def build() -> np.ndarray:
+        h = firwin(20 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0))
+        h.setflags(write=False)
+        return h
+
+    return _FILTERS.get_or_build(max_rate, build, lambda h: h.nbytes)
 
 
-@functools.lru_cache(maxsize=256)
 def polyphase_plan(up: int, down: int) -> PolyphasePlan:
     """Plan for ``resample_poly(x, up, down)``; ``up`` and ``down`` must already be coprime.
 
-    Cached: the LR simulation draws cutoffs on a 25 Hz grid, i.e. at most a few hundred (up, down) pairs,
-    each plan holding about 2 x the filter length in weights (< 0.3 MB).
+    Cached within a 64 MB budget: the LR simulation draws cutoffs on a 25 Hz grid, i.e. at most ~1,100
+    (up, down) pairs at 44.1 kHz of ~130 kB each on average; building one takes about half a millisecond.
     """
     assert math.gcd(up, down) == 1, f"polyphase_plan expects a reduced ratio, got {up}/{down}"
+    return _PLANS.get_or_build((up, down), lambda: _build_plan(up, down),
+                               lambda plan: sum(g.weights.numel() * g.weights.element_size() for g in plan.groups))
+
+
+def _build_plan(up: int, down: int) -> PolyphasePlan:
     h = kaiser_sinc_filter(max(up, down)) * up
     filt_len = h.size
     half_len = (filt_len - 1) // 2

@@ -1138,7 +1138,8 @@ def build_demo_corpus(out: str | Path | None = None, *, num_pieces: int = DEFAUL
             /usr/share/sounds/sf2/FluidR3_GM.sf2 (fluidsynth).
         drum_fraction: share of pieces that get a drum track.
         overwrite: replace a corpus built with other parameters at ``out``.
-        workers: processes for parsing and rendering (default: CPU count, at most 4; 1 = in process).
+        workers: processes for parsing and rendering (1 = in this process; default: one per 8
+            pieces, at most the CPU count and 4). The files do not depend on it.
 
     Raises:
         CorpusMismatchError: ``out`` holds a corpus with other parameters (and not ``overwrite``),
@@ -1163,7 +1164,8 @@ def build_demo_corpus(out: str | Path | None = None, *, num_pieces: int = DEFAUL
         (root / split).mkdir(exist_ok=True)
     _remove_stale_tmp(root)
 
-    workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+    if workers is None:   # a spawned worker costs seconds to start: one per 8 pieces, at most 4
+        workers = max(1, min(4, os.cpu_count() or 1, num_pieces // 8))
     pool = (cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
             if workers > 1 else None)
     try:
@@ -1273,7 +1275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="share of pieces with a drum track")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a corpus built with other parameters at --out")
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: CPUs, at most 4)")
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: one per 8 pieces, at most CPUs and 4)")
     parser.add_argument("-q", "--quiet", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")

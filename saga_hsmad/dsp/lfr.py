@@ -9,7 +9,7 @@ LFR, as the official code does it (``UtilAudioSR.wav_replace_ops``, copied from 
 5. inverse STFT to the original length.
 
 Dividing by r scales the copied low band to the generated signal's level at the cutoff bin, so the seam
-at k_c has no step; the clamp bounds that correction to about +-1.6 dB.
+at k_c has no step; the clamp bounds that correction to -1.6 ... +1.9 dB (1/1.2 ... 1/0.8).
 
 Our choices where the official code (mono, one item at a time) is silent:
 - stereo: k_c is the roll-off of the channel mix (the same f_l the model is conditioned on) and r is one
@@ -21,16 +21,17 @@ Our choices where the official code (mono, one item at a time) is silent:
 
 Full-band detection (:func:`is_full_band`), used to skip SR for input that needs none. The input is
 full-band when its rate is at least 2 x ``threshold_hz`` and the power above ``threshold_hz`` is at least
-``min_fraction_db`` of its total power (channel mix, time-summed power spectrum of uncentred frames). Defaults: 19 kHz and
--55 dB. Why 19 kHz: training cutoffs end at 16 kHz, and scipy's resampler (Kaiser window, beta 5) used
-by the LR recipe and the test protocol rolls off over ~16 % above the cutoff (to ~18.6 kHz for 16 kHz);
-above that only its ~-54 dB stop band and images remain. Measured on synthetic noise (5.9 s, 44.1 kHz):
-full-band white and pink noise have -9 and -20 dB above 19 kHz; the simulated LR of white, pink, brown
-and -9 dB/octave noise (every family, orders 2 and 10, cutoffs 2-16 kHz, float and 16-bit) at most
--65 dB. Limits, by design conservative: a steep full-band spectrum (brown noise: -60 dB) or speech
-with little air above 19 kHz counts as band-limited and simply goes through SR; silence (no power) is
-not full-band. A level-only test ("is anything within N dB of the peak?") does not work: the
-resampler's images sit only ~54 dB below the content they mirror.
+``min_fraction_db`` of its total power (channel mix, time-summed power spectrum of uncentred frames, so
+the abrupt edges of an excerpt add no click). Defaults: 19 kHz and -55 dB. Why 19 kHz: training cutoffs
+end at 16 kHz, and scipy's resampler (Kaiser window, beta 5) used by the LR recipe and the test protocol
+rolls off over ~16 % above the cutoff (to ~18.6 kHz for 16 kHz); above that only its ~-54 dB stop band
+and images remain. Measured on synthetic noise (262,144 samples at 44.1 kHz): full-band white and pink
+noise have -9 and -20 dB above 19 kHz; the simulated LR of white, pink, brown and -9 dB/octave noise
+(every family, orders 2 and 10, cutoffs 2-16 kHz, float and 16-bit) at most -66 dB. Limits, by design
+conservative: a steep full-band spectrum (brown noise: -63 dB) or speech with little air above 19 kHz
+counts as band-limited and simply goes through SR; silence (no power) is not full-band. A level-only
+test ("is anything within N dB of the peak?") does not work: the resampler's images sit only ~54 dB
+below the content they mirror.
 
 Shape legend: B batch, C channels, T samples, F = n_fft // 2 + 1 bins, N frames.
 """

@@ -132,7 +132,7 @@ def test_lr_is_band_limited_below_the_drawn_cutoff(tmp_path):
     write(tmp_path / "white.wav", noise(40 * L, seed=6))  # full-band: roll-off close to 1, no clamp
     ds = make(tmp_path)
     families = set()
-    for epoch in range(12):
+    for epoch in range(8):
         ds.epoch = epoch
         hr, md = ds[0]
         cutoff = md["lowpass"]["cutoff_hz"]

@@ -1,2 +1,2 @@
 """Registered pretransform types."""
-from . import patch_pretransform  # noqa: F401  (registers "patch")
+from . import dac_local, patch_pretransform  # noqa: F401

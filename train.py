@@ -21,6 +21,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dataset-config", required=True)
     p.add_argument("--val-dataset-config", default=None)
     p.add_argument("--pretrained-ckpt-path", default=None, help="initialise the model from these weights")
+    p.add_argument("--pretransform-ckpt-path", default=None,
+                   help="load the pretransform's weights (e.g. an unwrapped Stable Audio Open VAE) from this file")
     p.add_argument("--ckpt-path", default=None, help="resume training from this Lightning checkpoint")
     p.add_argument("--save-dir", default="runs")
     p.add_argument("--name", default="run")
@@ -51,7 +53,7 @@ def main(argv=None) -> int:
     from saga_hsmad.config_check import ConfigError, load_config, validate_pair
     from saga_hsmad.data.loader import create_dataloader_from_config
     from saga_hsmad.training.callbacks import make_callbacks, make_logger
-    from saga_hsmad.training.pretrained import load_pretrained
+    from saga_hsmad.training.pretrained import load_pretrained, load_pretransform
 
     saga_hsmad.install()
     model_config = load_config(args.model_config, "model")
@@ -65,6 +67,8 @@ def main(argv=None) -> int:
     model = saga_hsmad.create_model_from_config(model_config)
     if args.pretrained_ckpt_path:
         print(load_pretrained(model, args.pretrained_ckpt_path).summary())
+    if args.pretransform_ckpt_path:
+        print(load_pretransform(model, args.pretransform_ckpt_path).summary())
     wrapper = saga_hsmad.create_training_wrapper_from_config(model_config, model)
 
     loader_args = dict(batch_size=args.batch_size, sample_size=model_config["sample_size"],

@@ -64,3 +64,29 @@ def load_pretrained(model: torch.nn.Module, path: str, use_ema: bool = True) -> 
     new = [k for k in own if k not in state]
     unused = [k for k in state if k not in own]
     return PretrainedReport(str(path), [k for k in loaded if k not in widened], widened, mismatched, new, unused)
+
+
+def load_pretransform(model: torch.nn.Module, path: str) -> PretrainedReport:
+    """Load only the pretransform's weights: a file holding the pretransform's own state dict (an
+    unwrapped VAE, keys as in ``model.pretransform.model``) or a whole model checkpoint (keys under
+    ``pretransform.``). Strict: every pretransform weight must be present with its shape."""
+    if getattr(model, "pretransform", None) is None:
+        raise ValueError(f"--pretransform-ckpt-path {path}: the model has no pretransform")
+    state, _, kind = read_checkpoint(path)
+    state, _ = model_state_dict(state, kind)
+    own = model.pretransform.state_dict()
+    layouts = (
+        {k[len("pretransform."):]: v for k, v in state.items() if k.startswith("pretransform.")},  # whole model
+        state,  # the pretransform's own state dict
+        {f"model.{k}": v for k, v in state.items()},  # an unwrapped autoencoder
+    )
+    candidate = next((c for c in layouts if c and set(own) <= set(c)), layouts[1])
+    missing = sorted(set(own) - set(candidate))
+    mismatched = [k for k in own if k in candidate and candidate[k].shape != own[k].shape]
+    if missing or mismatched:
+        raise ValueError(f"{path} does not hold this pretransform's weights: missing {missing[:6]}, "
+                         f"shape mismatches {mismatched[:6]}")
+    with torch.no_grad():
+        for k in own:
+            own[k].copy_(candidate[k].to(own[k].dtype))
+    return PretrainedReport(str(path), [f"pretransform.{k}" for k in own], [], [], [], [])

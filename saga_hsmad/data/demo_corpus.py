@@ -82,10 +82,11 @@ DEFAULTS: dict[str, Any] = dict(num_pieces=48, seconds=20.0, seed=0, renderer="t
 # ----------------------------------------------------------------------------------------------
 
 def default_cache_dir() -> Path:
-    """``$SAGA_HSMAD_CACHE/demo_corpus`` if the variable is set, else ``~/.cache/saga_hsmad/demo_corpus``."""
-    base = os.environ.get("SAGA_HSMAD_CACHE")
-    root = Path(base).expanduser() if base else Path.home() / ".cache" / "saga_hsmad"
-    return root / "demo_corpus"
+    """``$SAGA_HSMAD_DEMO_CORPUS``, else ``$SAGA_HSMAD_CACHE/demo_corpus``, else
+    ``~/.cache/saga_hsmad/demo_corpus`` (the place the shipped dataset configs point at)."""
+    from ..paths import demo_corpus_dir
+
+    return demo_corpus_dir()
 
 
 def default_soundfont(renderer: Renderer = "tinysoundfont") -> Path:

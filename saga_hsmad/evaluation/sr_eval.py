@@ -256,7 +256,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
                                        device=str(device))
         resolver = SuperResolver(model, model_config, options, captions, progress=False)
         files, root = reference_files(args, model_config)
-    except (ValueError, FileNotFoundError, OSError) as e:
+    except (ValueError, AssertionError, OSError) as e:
         print(f"ERROR: {e}", file=sys.stderr)
         return 2
     clip_seconds = args.clip_seconds or resolver.window / SAMPLE_RATE
@@ -271,8 +271,9 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     errors: list[str] = []
     plots: list[str] = []
     embeddings: dict[tp.Any, list[np.ndarray]] = {}
-    lr_cache: dict[tuple[str, float], np.ndarray] = {}
-    clips: list[tuple[str, Path, np.ndarray]] = []
+    lr_cache: dict[tuple[str, float], np.ndarray] = {}  # LR inputs of the sweep clips only
+    sweep_clips: list[tuple[str, Path, np.ndarray]] = []  # (name, path, HR) kept for the sweep only
+    evaluated = 0
     start_time = time.time()
     for path in tqdm(files, desc="clips", unit="clip", disable=None):
         name = clip_name(path, root)
@@ -282,7 +283,9 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
             errors.append(f"{path}: {e}")
             print(f"ERROR {path}: {e}", file=sys.stderr)
             continue
-        clips.append((name, path, hr))
+        evaluated += 1
+        if evaluated <= args.sweep_clips:
+            sweep_clips.append((name, path, hr))
         seconds = hr.shape[-1] / SAMPLE_RATE
         if embedder is not None:
             embeddings.setdefault("reference", []).append(embedder(hr, SAMPLE_RATE))
@@ -294,9 +297,10 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
                 rows.append(Row(name, str(path), cutoff, system, l, l_hf, rolloff, seconds))
                 if embedder is not None:
                     embeddings.setdefault((cutoff, system), []).append(embedder(est, SAMPLE_RATE))
-            lr_cache[(name, cutoff)] = lr
+            if evaluated <= args.sweep_clips:
+                lr_cache[(name, cutoff)] = lr
             safe = name.replace("/", "__")
-            if len(clips) <= args.plots:
+            if evaluated <= args.plots:
                 png = f"spectrograms/{safe}_{cutoff:.0f}Hz.png"
                 plot_spectrograms(out_dir / png, [("LR input", lr), ("SAGA-SR", sr_out), ("reference", hr)],
                                   SAMPLE_RATE, cutoff, title=f"{name}, cutoff {cutoff:.0f} Hz")
@@ -304,8 +308,6 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
             if args.save_audio:
                 write_audio(out_dir / "audio" / f"{safe}_{cutoff:.0f}Hz_lr.wav", lr, SAMPLE_RATE, "FLOAT")
                 write_audio(out_dir / "audio" / f"{safe}_{cutoff:.0f}Hz_sr.wav", sr_out, SAMPLE_RATE, "FLOAT")
-            if len(clips) > args.sweep_clips:
-                lr_cache.pop((name, cutoff))
 
     fd: dict[tuple[float, str], float] = {}
     if embedder is not None and "reference" in embeddings:
@@ -315,10 +317,10 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
                 fd[key] = frechet_distance(*ref_stats, *gaussian_stats(np.concatenate(parts)))
 
     sweep = None
-    if args.sweep_clips > 0 and clips:
+    if sweep_clips:
         cutoff = args.cutoffs[0]
         curves, per_clip = {}, {}
-        for name, path, hr in clips[: args.sweep_clips]:
+        for name, path, hr in sweep_clips:
             lr = lr_cache[(name, cutoff)]
             measured = [float(measure(hr, resolver.super_resolve_array(lr, SAMPLE_RATE, path=path,
                                                                        target_rolloff=target)[0], cutoff)[2])
@@ -338,7 +340,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     table = mean_table(rows, fd)
     settings = {
         "checkpoint": f"{args.ckpt} ({'EMA' if info['ema'] else 'online'} weights)",
-        "references": f"{args.reference or args.dataset_config}: {len(clips)} clip(s) evaluated of {len(files)}, "
+        "references": f"{args.reference or args.dataset_config}: {evaluated} clip(s) evaluated of {len(files)}, "
                       f"first {clip_seconds:.3f} s each, 44.1 kHz, channels kept",
         "LR protocol": "Chebyshev I (0.1 dB ripple) order 8 at the cutoff, zero-phase, resampled to 2 x cutoff and back",
         "cutoffs (Hz)": ", ".join(f"{c:.0f}" for c in args.cutoffs),
@@ -364,7 +366,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     if sweep is not None:
         print(f"roll-off sweep: Spearman {sweep['spearman']:.3f}")
     print(f"report: {out_dir / 'report.md'}")
-    return 0 if clips else 1
+    return 0 if evaluated else 1
 
 
 if __name__ == "__main__":

@@ -218,9 +218,9 @@ class SuperResolver:
     """
 
     def __init__(self, model, model_config: dict, options: SROptions, captions: CaptionSource,
-                 log: tp.Callable[[str], None] = print, progress: bool | None = None):
-        self.model, self.options, self.captions, self.log = model, options, captions, log
-        self.progress = progress
+                 progress: bool | None = None):
+        self.model, self.options, self.captions = model, options, captions
+        self.progress = progress  # tqdm bars: None = only on a terminal
         self.sample_rate = int(model_config["sample_rate"])
         self.model_channels = int(model_config.get("audio_channels", 2))
         if self.model_channels not in (1, 2):
@@ -249,7 +249,8 @@ class SuperResolver:
 
     # -- one batch of windows --------------------------------------------------------------------------
     def window_metadata(self, lr: torch.Tensor, valid: int, caption: str, target_rolloff: float) -> dict:
-        """The metadata dict of one window, with exactly the keys a training item of the SR dataset has.
+        """The metadata dict of one window: the conditioning keys (and padding mask) a training item of the SR
+        dataset has, with the same types and shapes (``data.sr_dataset``; it adds bookkeeping keys like path).
 
         lr (model channels, window) at the model rate; ``valid`` real samples, the rest zero padding.
         """
@@ -550,7 +551,7 @@ class SuperResolutionMode:
             captions = make_caption_source(model, model_config, args.caption, args.caption_store,
                                            args.captioner_dir, device=str(next(model.parameters()).device))
             resolver = SuperResolver(model, model_config, options, captions)
-        except (ValueError, FileNotFoundError, OSError) as e:
+        except (ValueError, AssertionError, OSError) as e:
             print(f"ERROR: {e}", file=sys.stderr)
             return 2
         print(f"super-resolution: {options.steps} Euler steps (linear-quadratic, reference {options.reference_steps}), "

@@ -52,16 +52,18 @@ def mono_mix(audio: torch.Tensor | np.ndarray) -> torch.Tensor:
     return audio if audio.dim() == 1 else audio.mean(dim=-2)
 
 
-# On CPU one STFT over a large batch is memory-bound (16 windows of 262,144 samples: ~3x slower per
-# window than one at a time), so CPU batches go through the STFT in row chunks of about this many samples.
-_CPU_CHUNK_SAMPLES = 1 << 20
+# On CPU the STFT and the magnitude passes are memory-bound: one 262,144-sample window makes 4 MB of
+# complex spectrum, far more than a core's cache. CPU input therefore goes through the STFT one row
+# (window) and 128 frames (1 MB of spectrum) at a time; measured 1.3-2x less CPU time per window than
+# one STFT of the whole window, and ~3x less than one STFT of 16 windows. Other devices take it at once.
+_CPU_FRAMES_PER_BLOCK = 128
 
 
-def _magnitude_sum_rows(x: torch.Tensor, window: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
-    spec = torch.stft(x, n_fft, hop_length, window=window, center=True, pad_mode="constant",
-                      return_complex=True)  # (M, F, N); memory is frame-major
+def _magnitude_sum_frames(padded: torch.Tensor, window: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
+    """(M, T') already zero-padded by n_fft // 2 on both sides -> (M, F) magnitudes summed over frames."""
+    spec = torch.stft(padded, n_fft, hop_length, window=window, center=False, return_complex=True)  # (M, F, N)
     # |z| as sqrt(re^2 + im^2): 2-3x faster than complex abs (hypot) on CPU and equal to it up to one
-    # float ulp; summed over frames in the frame-major memory order.
+    # float ulp; summed over frames in the frame-major memory order of torch.stft's output.
     spec_t = spec.transpose(-1, -2)  # (M, N, F), contiguous
     power = spec_t.real.square()
     power.add_(spec_t.imag.square())
@@ -76,11 +78,16 @@ def magnitude_sum(mono: torch.Tensor, n_fft: int = N_FFT, hop_length: int = HOP_
     lead = mono.shape[:-1]
     x = mono.reshape(-1, mono.shape[-1]).to(_compute_dtype(mono.dtype))
     window = torch.hann_window(n_fft, periodic=True, dtype=x.dtype, device=x.device)
-    rows = x.shape[0] if x.device.type != "cpu" else max(1, _CPU_CHUNK_SAMPLES // max(1, x.shape[-1]))
-    if rows >= x.shape[0]:
-        out = _magnitude_sum_rows(x, window, n_fft, hop_length)
-    else:
-        out = torch.cat([_magnitude_sum_rows(chunk, window, n_fft, hop_length) for chunk in x.split(rows)])
+    padded = torch.nn.functional.pad(x, (n_fft // 2, n_fft // 2))  # centring, zeros
+    if x.device.type != "cpu":
+        return _magnitude_sum_frames(padded, window, n_fft, hop_length).reshape(*lead, -1)
+    n_frames = 1 + x.shape[-1] // hop_length
+    out = x.new_zeros(x.shape[0], n_fft // 2 + 1)
+    for row in range(x.shape[0]):
+        for first in range(0, n_frames, _CPU_FRAMES_PER_BLOCK):
+            last = min(n_frames, first + _CPU_FRAMES_PER_BLOCK) - 1
+            segment = padded[row:row + 1, first * hop_length:last * hop_length + n_fft]
+            out[row] += _magnitude_sum_frames(segment, window, n_fft, hop_length)[0]
     return out.reshape(*lead, -1)
 
 

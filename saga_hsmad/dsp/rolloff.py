@@ -75,19 +75,33 @@ def magnitude_sum(mono: torch.Tensor, n_fft: int = N_FFT, hop_length: int = HOP_
 
     Centred STFT with zero padding and a periodic Hann window (librosa.stft defaults).
     """
-    lead = mono.shape[:-1]
-    x = mono.reshape(-1, mono.shape[-1]).to(_compute_dtype(mono.dtype))
+    return mixed_magnitude_sum(mono.unsqueeze(-2), n_fft, hop_length)
+
+
+def mixed_magnitude_sum(audio: torch.Tensor, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH) -> torch.Tensor:
+    """Time-summed magnitude spectrum of the channel mix: (..., C, T) -> (..., F).
+
+    On CPU the channels are mixed block by block, right before each block's STFT, which saves a pass over
+    the whole window; the mix is the same elementwise mean as ``audio.mean(-2)``.
+    """
+    lead, (n_ch, length) = audio.shape[:-2], audio.shape[-2:]
+    x = audio.reshape(-1, n_ch, length).to(_compute_dtype(audio.dtype))
     window = torch.hann_window(n_fft, periodic=True, dtype=x.dtype, device=x.device)
-    padded = torch.nn.functional.pad(x, (n_fft // 2, n_fft // 2))  # centring, zeros
+    half = n_fft // 2
     if x.device.type != "cpu":
+        padded = torch.nn.functional.pad(x.mean(dim=-2), (half, half))  # centring, zeros
         return _magnitude_sum_frames(padded, window, n_fft, hop_length).reshape(*lead, -1)
-    n_frames = 1 + x.shape[-1] // hop_length
+    n_frames = 1 + length // hop_length
     out = x.new_zeros(x.shape[0], n_fft // 2 + 1)
     for row in range(x.shape[0]):
         for first in range(0, n_frames, _CPU_FRAMES_PER_BLOCK):
             last = min(n_frames, first + _CPU_FRAMES_PER_BLOCK) - 1
-            segment = padded[row:row + 1, first * hop_length:last * hop_length + n_fft]
-            out[row] += _magnitude_sum_frames(segment, window, n_fft, hop_length)[0]
+            start, end = first * hop_length - half, last * hop_length + n_fft - half  # unpadded coordinates
+            lo, hi = max(start, 0), min(end, length)
+            segment = x[row, :, lo:hi].mean(dim=0)
+            if lo > start or hi < end:
+                segment = torch.nn.functional.pad(segment, (lo - start, end - hi))  # centring zeros
+            out[row] += _magnitude_sum_frames(segment.unsqueeze(0), window, n_fft, hop_length)[0]
     return out.reshape(*lead, -1)
 
 
@@ -105,7 +119,10 @@ def rolloff_bin_from_spectrum(mag_sum: torch.Tensor, roll_percent: float = ROLL_
 def spectral_rolloff_bin(audio: torch.Tensor | np.ndarray, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,
                          roll_percent: float = ROLL_PERCENT) -> torch.Tensor:
     """Roll-off bin index (int64) of (T,) | (C, T) -> () or (B, C, T) -> (B,). See module docstring."""
-    return rolloff_bin_from_spectrum(magnitude_sum(mono_mix(audio), n_fft, hop_length), roll_percent)
+    audio = _as_tensor(audio)
+    assert audio.dim() in (1, 2, 3), f"audio must be (T,), (C, T) or (B, C, T), got shape {tuple(audio.shape)}"
+    channels_first = audio.unsqueeze(0) if audio.dim() == 1 else audio  # (T,) is one channel
+    return rolloff_bin_from_spectrum(mixed_magnitude_sum(channels_first, n_fft, hop_length), roll_percent)
 
 
 def spectral_rolloff(audio: torch.Tensor | np.ndarray, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,

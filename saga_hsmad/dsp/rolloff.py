@@ -21,6 +21,8 @@ Shape legend: B batch, C channels, T samples, F = n_fft // 2 + 1 frequency bins,
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -59,6 +61,12 @@ def mono_mix(audio: torch.Tensor | np.ndarray) -> torch.Tensor:
 _CPU_FRAMES_PER_BLOCK = 128
 
 
+@functools.lru_cache(maxsize=32)
+def hann_window(n_fft: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Periodic Hann window (librosa's "hann"), cached per (size, dtype, device); do not modify it."""
+    return torch.hann_window(n_fft, periodic=True, dtype=dtype, device=device)
+
+
 def _magnitude_sum_frames(padded: torch.Tensor, window: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
     """(M, T') already zero-padded by n_fft // 2 on both sides -> (M, F) magnitudes summed over frames."""
     spec = torch.stft(padded, n_fft, hop_length, window=window, center=False, return_complex=True)  # (M, F, N)
@@ -86,7 +94,7 @@ def mixed_magnitude_sum(audio: torch.Tensor, n_fft: int = N_FFT, hop_length: int
     """
     lead, (n_ch, length) = audio.shape[:-2], audio.shape[-2:]
     x = audio.reshape(-1, n_ch, length).to(_compute_dtype(audio.dtype))
-    window = torch.hann_window(n_fft, periodic=True, dtype=x.dtype, device=x.device)
+    window = hann_window(n_fft, x.dtype, x.device)
     half = n_fft // 2
     if x.device.type != "cpu":
         padded = torch.nn.functional.pad(x.mean(dim=-2), (half, half))  # centring, zeros

@@ -8,7 +8,8 @@ Training recipe (official code: ``SRMetaDataset.read_data`` + ``UtilAudioLowPass
    (0.1 dB ripple, 60 dB stop band); order uniformly from 2..10;
 3. zero-phase second-order-section filtering (``sosfiltfilt``), every channel independently;
 4. polyphase resampling down to 2 x cutoff and back to the original rate (``resample_poly``), which adds
-   the resampler's own steep anti-aliasing edge at the cutoff.
+   the resampler's own anti-aliasing edge (Kaiser-windowed sinc, beta 5: -6 dB at the cutoff, its ~-54 dB
+   stop band from ~1.16 x cutoff).
 
 Test protocol (paper §3, official ``SRMetaDatasetEval``): Chebyshev I order 8 at the cutoff (4 or 8 kHz),
 then the same resampling.
@@ -22,9 +23,9 @@ Speed (this runs per 5.944 s stereo window in data-loader workers):
   ``scipy.signal.resample_poly`` with dense matrix products instead of scipy's scalar loop;
 - the drawn cutoff lies on a 25 Hz grid. ``resample_poly`` works with the exact ratio
   2 x cutoff / rate reduced by their gcd; a 1 Hz grid (the official ``random.randint``) makes that ratio
-  as bad as 7001/22050, with a 441,001-tap filter, while on a 25 Hz grid it is at most 640/882 at
-  44.1 kHz (the reduced fraction is the "rational approximation" of the rate). The grid is a parameter;
-  1 reproduces the official draw.
+  as bad as 7001/22050, with a 441,001-tap filter, while on a 25 Hz grid the reduced terms stay at or
+  below 882 at 44.1 kHz (17,641 taps at most). The reduced fraction is the "rational approximation" of
+  the rate, exact for the drawn cutoff. The grid is a parameter; 1 reproduces the official draw.
 Output equals the straightforward scipy implementation (per channel, float64, scipy ``resample_poly``)
 up to float rounding (about 1e-6 of full scale in float32); ``benchmarks/bench_lowres.py`` checks it.
 

@@ -74,6 +74,17 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict | None, str]:
     return state, ckpt.get("model_config"), kind
 
 
+def exported_with_ema(path: str | os.PathLike) -> bool:
+    """Whether an inference checkpoint was exported with EMA weights (its own record)."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            return json.loads((f.metadata() or {}).get("ema", "false"))
+    return bool(torch.load(path, map_location="cpu", weights_only=False).get("ema", False))
+
+
 def model_state_dict(state: dict, kind: str, use_ema: bool = True) -> tuple[dict, bool]:
     """The model's own state dict from a checkpoint's, with EMA weights in place when asked and present."""
     if kind == "inference":
@@ -109,5 +120,5 @@ def load_model(path: str | os.PathLike, model_config: dict | None = None, use_em
     if missing or unexpected:
         raise ValueError(f"checkpoint {path} does not fit its model config: missing {missing[:8]}, "
                          f"unexpected {unexpected[:8]}")
-    info = {"kind": kind, "ema": used_ema or (kind == "inference" and bool(state))}
+    info = {"kind": kind, "ema": used_ema if kind == "training" else exported_with_ema(path)}
     return model.to(device).eval().requires_grad_(False), config, info

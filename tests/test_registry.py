@@ -100,3 +100,27 @@ def test_round_trip_config_model_checkpoint_same_outputs(tmp_path):
     torch.manual_seed(1)
     other = saga_hsmad.create_model_from_config(config).eval()
     assert not torch.equal(run(model), run(other))
+
+
+def test_export_cli_takes_ema_weights_and_drops_training_state(tmp_path):
+    from saga_hsmad.checkpoints import load_model
+    from saga_hsmad.cli.export import export
+
+    config = tiny()
+    model = saga_hsmad.create_model_from_config(config)
+    state = {f"diffusion.{k}": v for k, v in model.state_dict().items()}
+    ema = {f"diffusion_ema.ema_model.{k}": v + 1.0 for k, v in model.model.state_dict().items()}
+    torch.save({"state_dict": {**state, **ema}, "model_config": config, "optimizer_states": [{}]},
+               tmp_path / "train.ckpt")
+    info = export(str(tmp_path / "train.ckpt"), str(tmp_path / "model.ckpt"))
+    assert info == {"kind": "training", "ema": True, "tensors": len(model.state_dict())}
+    saved = torch.load(tmp_path / "model.ckpt", weights_only=False)
+    assert set(saved) == {"state_dict", "model_config", "ema"}
+    key = next(k for k in model.model.state_dict() if model.model.state_dict()[k].is_floating_point())
+    assert torch.equal(saved["state_dict"][f"model.{key}"], model.model.state_dict()[key] + 1.0)
+    loaded, _, info = load_model(tmp_path / "model.ckpt")
+    assert info["ema"] is True
+    with pytest.raises(FileExistsError):
+        export(str(tmp_path / "train.ckpt"), str(tmp_path / "model.ckpt"))
+    export(str(tmp_path / "train.ckpt"), str(tmp_path / "online.safetensors"), use_ema=False)
+    assert load_model(tmp_path / "online.safetensors")[2]["ema"] is False

@@ -244,18 +244,16 @@ class MidiToAudio:
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, plan: WindowPlan) -> np.ndarray:
-        """Audio (channels, plan.samples) float32: each window's crop decoded, joined by ``OverlapAdd``."""
+        """Audio (channels, plan.samples) float32: each window's crop decoded (one at a time: a codec decoder
+        at 44.1 kHz is memory-hungry), joined by ``OverlapAdd``."""
         out = None
         mixer = None
-        for i in range(0, len(plan.starts), self.options.batch_windows):
-            starts = plan.starts[i:i + self.options.batch_windows]
-            crops = torch.cat([latents[..., s:s + plan.window] for s in starts])
-            audio = decode(self.model, crops).float().cpu()                      # (k, channels, window·R)
+        for start in plan.starts:
+            clip = decode(self.model, latents[..., start:start + plan.window]).float().cpu()[0]  # (channels, W·R)
             if out is None:
-                out = torch.zeros(audio.shape[1], plan.frames * plan.ratio)
+                out = torch.zeros(clip.shape[0], plan.frames * plan.ratio)
                 mixer = OverlapAdd(out, self.options.crossfade)
-            for s, clip in zip(starts, audio):
-                mixer.add(s * plan.ratio, clip)
+            mixer.add(start * plan.ratio, clip)
         return out[:, :plan.samples].numpy()
 
     def render(self, score: Score, style: str | None, progress: tp.Callable[[int], None] | None = None

@@ -40,3 +40,27 @@ def test_train_resume_and_sample(demo_corpus, tmp_path):
                       "--cond", "seconds_total=4", "--seconds", "1", "--steps", "3", "--num", "1", "--device", "cpu")
     assert "not overwritten" in proc.stdout
     assert (sf.read(out / "sample_0.wav")[0] == first).all()
+
+
+def test_saga_sr_tiny_trains_from_train_py_and_upsamples(demo_corpus, tmp_path):
+    """Issue 3: the tiny SAGA-SR config trains on CPU from train.py on the demo corpus; the exported
+    checkpoint (roll-off embedders included) upsamples a low-rate file with sample.py."""
+    import numpy as np
+
+    from saga_hsmad.audio_io import read_audio, resample, write_audio
+
+    env = {"SAGA_HSMAD_DEMO_CORPUS": str(demo_corpus)}
+    run_script("train.py", "--model-config", str(REPO / "model_configs/saga_sr/tiny.json"),
+               "--dataset-config", str(REPO / "dataset_configs/saga_sr/demo.json"), "--save-dir", str(tmp_path),
+               "--name", "sr", "--batch-size", "2", "--num-workers", "0", "--accelerator", "cpu",
+               "--max-steps", "2", "--checkpoint-every", "2", env=env)
+    exported = torch.load(tmp_path / "sr" / "export.ckpt", map_location="cpu", weights_only=False)
+    assert any("rolloff_in" in k for k in exported["state_dict"])  # conditioner weights travel with the model
+    clip = sorted((demo_corpus / "test").glob("*.wav"))[0]
+    audio, sr = read_audio(clip)
+    write_audio(tmp_path / "in" / "clip.wav", resample(audio[:, : sr], sr, 16000), 16000)
+    run_script("sample.py", "--ckpt", str(tmp_path / "sr" / "export.ckpt"), "--input", str(tmp_path / "in"),
+               "--output", str(tmp_path / "out"), "--steps", "2", "--device", "cpu", "--caption", "music")
+    out, out_sr = read_audio(tmp_path / "out" / "clip.wav")
+    assert out_sr == 44100 and out.shape[0] == 2 and abs(out.shape[1] - 44100) <= 3
+    assert np.isfinite(out).all()

@@ -279,11 +279,11 @@ def test_odd_and_short_lengths_mono_and_16k(tiny_ckpt, tmp_path):
 def test_seed_reproduces_and_window_batching_does_not_change_the_output(tiny_model):
     model, config = tiny_model
     x = noise(0.9, 22050, 2)  # 2 windows
-    a, _ = resolver(model, config, window=32768, overlap_seconds=0.1, seed=3).super_resolve_array(x, 22050)
-    b, _ = resolver(model, config, window=32768, overlap_seconds=0.1, seed=3).super_resolve_array(x, 22050)
-    c, _ = resolver(model, config, window=32768, overlap_seconds=0.1, seed=3,
-                    batch_windows=3).super_resolve_array(x, 22050)
-    d, _ = resolver(model, config, window=32768, overlap_seconds=0.1, seed=4).super_resolve_array(x, 22050)
+    settings = dict(window=32768, overlap_seconds=0.1, steps=1)
+    a, _ = resolver(model, config, seed=3, **settings).super_resolve_array(x, 22050)
+    b, _ = resolver(model, config, seed=3, **settings).super_resolve_array(x, 22050)
+    c, _ = resolver(model, config, seed=3, batch_windows=3, **settings).super_resolve_array(x, 22050)
+    d, _ = resolver(model, config, seed=4, **settings).super_resolve_array(x, 22050)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(a, c, atol=1e-4 * np.abs(a).max())
     assert np.abs(a - d).max() > 1e-2 * np.abs(a).max()
@@ -366,6 +366,19 @@ def test_caption_store_and_list_inputs(tiny_ckpt, tmp_path):
     assert sample_main(args_y) == 1  # no caption for y/a.flac
 
 
+def test_defaults_are_the_papers(tiny_model):
+    from saga_hsmad.inference.schedules import linear_quadratic_schedule
+    from saga_hsmad.inference.super_resolution import FixedCaption, SROptions, SuperResolver
+
+    model, config = tiny_model
+    paper = SuperResolver(model, config, SROptions(window=262144), FixedCaption(""))
+    assert paper.overlap == 22050 and paper.window == 262144  # 5.944 s windows, 0.5 s overlap
+    assert torch.equal(paper.timesteps, linear_quadratic_schedule(100, 1000))
+    assert paper.guidance.weights == pytest.approx((1 - 1.4, 1.4 - 1.2, 1.2)) and paper.options.lfr
+    tiny = SuperResolver(model, config, SROptions(), FixedCaption(""))
+    assert tiny.window == config["sample_size"] and tiny.overlap == config["sample_size"] // 4
+
+
 def test_target_rolloff_default_comes_from_the_model(capsys):
     from saga_hsmad.inference.super_resolution import FALLBACK_TARGET_ROLLOFF, resolve_target_rolloff
 
@@ -407,7 +420,6 @@ def test_sampling_feeds_the_backbone_what_a_training_step_feeds(tmp_path, monkey
                                            sample_size=config["sample_size"], sample_rate=SR, num_workers=0)
     audio, metadata = next(iter(loader))
 
-    from saga_hsmad.inference.super_resolution import SuperResolver  # noqa: F401
     r = resolver(model, config)  # default window = the model's sample_size, as in training
     lr = torch.from_numpy(noise(config["sample_size"] / SR, SR, 2))
     sampling_md = r.window_metadata(lr, config["sample_size"], "a caption", 0.5)
@@ -437,4 +449,5 @@ def test_sampling_feeds_the_backbone_what_a_training_step_feeds(tmp_path, monkey
     sample_keys = {k: v for k, v in seen_sampling[0].items() if k not in ("null_conditions",)}
     conditioning = {"cross_attn_cond", "cross_attn_mask", "global_cond", "input_concat_cond"}
     assert conditioning <= set(train_keys)
-    assert {k: train_keys[k] for k in conditioning | {"x", "t"}} == {k: sample_keys[k] for k in conditioning | {"x", "t"}}
+    compared = conditioning | {"x", "t"}
+    assert {k: train_keys[k] for k in compared} == {k: sample_keys[k] for k in compared}

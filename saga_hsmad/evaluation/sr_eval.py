@@ -197,7 +197,8 @@ def markdown_report(settings: dict, table: list[dict], rows: list[Row], fd_note:
                 f"{e['lsd_hf']:.3f} | {e['rolloff']:.3f} |")
         lines.append(line + (f" {e['fd_openl3']:.2f} |" if has_fd else ""))
     lines += ["", f"OpenL3 FD: {fd_note}", "", "## Per clip", "",
-              "| clip | cutoff (Hz) | LSD LR | LSD-HF LR | LSD SR | LSD-HF SR | roll-off SR |", "|---|---|---|---|---|---|---|"]
+              "| clip | cutoff (Hz) | LSD LR | LSD-HF LR | LSD SR | LSD-HF SR | roll-off SR |",
+              "|---|---|---|---|---|---|---|"]
     by_key: dict[tuple[str, float], dict[str, Row]] = {}
     for r in rows:
         by_key.setdefault((r.clip, r.cutoff_hz), {})[r.system] = r
@@ -327,7 +328,8 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
                         for target in args.sweep_targets]
             curves[name] = (list(args.sweep_targets), measured)
             per_clip[name] = spearman(args.sweep_targets, measured)
-        pooled = spearman([t for req, _ in curves.values() for t in req], [m for _, meas in curves.values() for m in meas])
+        pooled = spearman([t for req, _ in curves.values() for t in req],
+                          [m for _, meas in curves.values() for m in meas])
         sweep = {"cutoff_hz": cutoff, "spearman": pooled, "per_clip": per_clip, "curves": curves}
         plot_rolloff_sweep(out_dir / "rolloff_sweep.png", curves, pooled,
                            title=f"target roll-off sweep, cutoff {cutoff:.0f} Hz\nSpearman ρ = {pooled:.3f}")
@@ -342,7 +344,8 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
         "checkpoint": f"{args.ckpt} ({'EMA' if info['ema'] else 'online'} weights)",
         "references": f"{args.reference or args.dataset_config}: {evaluated} clip(s) evaluated of {len(files)}, "
                       f"first {clip_seconds:.3f} s each, 44.1 kHz, channels kept",
-        "LR protocol": "Chebyshev I (0.1 dB ripple) order 8 at the cutoff, zero-phase, resampled to 2 x cutoff and back",
+        "LR protocol": "Chebyshev I (0.1 dB ripple) order 8 at the cutoff, zero-phase, resampled to 2 x cutoff "
+                       "and back",
         "cutoffs (Hz)": ", ".join(f"{c:.0f}" for c in args.cutoffs),
         "sampler": f"Euler, {options.steps} steps, linear-quadratic (reference {options.reference_steps})",
         "guidance": f"s_a {options.cfg_acoustic}, s_t {options.cfg_text} (eq. 4, one batched forward per step)",

@@ -8,8 +8,8 @@ the model rate (44.1 kHz) with the input's channel count:
 
 1. the input is read in blocks and resampled to 44.1 kHz as a stream (``streaming.ResampledStream``);
 2. it is cut into windows of the model's training length (``sample_size``: 262,144 samples = 5.944 s for
-   the paper config) overlapping by ``--overlap`` seconds; a file shorter than a window is zero-padded and
-   its padding mask says so;
+   the paper config; ``--window`` overrides it) overlapping by ``--overlap`` seconds (default 0.5 s, at most a
+   quarter of the window); a file shorter than a window is zero-padded and its padding mask says so;
 3. per window, the metadata a training item carries — ``prompt``, ``lr_audio``, ``rolloff_in`` (f_l,
    measured on this LR window, never asked for), ``rolloff_target`` (f_h, the user's target roll-off),
    ``padding_mask`` — goes through ``generate.conditioning_inputs``, the same call the training step makes;
@@ -63,6 +63,7 @@ from .windowing import Curve, plan_windows
 
 MIN_INPUT_RATE, MAX_INPUT_RATE = 4_000, 48_000
 FALLBACK_TARGET_ROLLOFF = 0.8  # the target roll-off fed at inference in the paper's Fig. 1
+DEFAULT_OVERLAP_SECONDS = 0.5  # capped at a quarter of the window (tiny models have 0.74 s windows)
 FULL_BAND_EXCERPTS = 4  # excerpts of one window each checked by the full-band detector
 OUTPUT_SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
 
@@ -175,7 +176,7 @@ class SROptions:
     target_rolloff: float = FALLBACK_TARGET_ROLLOFF
     lfr: bool = True
     window: int | None = None  # samples at the model rate; None = the model's sample_size
-    overlap_seconds: float = 0.5
+    overlap_seconds: float | None = None  # None: DEFAULT_OVERLAP_SECONDS, at most a quarter of the window
     crossfade: Curve = "equal_power"
     batch_windows: int = 1
     seed: int = 0
@@ -233,7 +234,10 @@ class SuperResolver:
             raise ValueError(f"window {self.window} samples must be a positive multiple of {multiple} "
                              "(pretransform ratio x backbone length multiple)")
         self.latent_frames = self.window // ratio
-        self.overlap = int(round(options.overlap_seconds * self.sample_rate))
+        if options.overlap_seconds is None:
+            self.overlap = min(int(round(DEFAULT_OVERLAP_SECONDS * self.sample_rate)), self.window // 4)
+        else:
+            self.overlap = int(round(options.overlap_seconds * self.sample_rate))
         if not 0 <= self.overlap < self.window:
             raise ValueError(f"--overlap {options.overlap_seconds} s must be >= 0 and shorter than the window "
                              f"({self.window / self.sample_rate:.3f} s)")
@@ -269,7 +273,8 @@ class SuperResolver:
 
     @torch.no_grad()
     def run_windows(self, lr: torch.Tensor, valid: tp.Sequence[int], indices: tp.Sequence[int],
-                    captions: tp.Sequence[str], target_rolloff: float | None = None) -> tuple[torch.Tensor, list[float]]:
+                    captions: tp.Sequence[str],
+                    target_rolloff: float | None = None) -> tuple[torch.Tensor, list[float]]:
         """Super-resolve a batch of LR windows.
 
         Args:
@@ -312,7 +317,8 @@ class SuperResolver:
         ola = StreamingOverlapAdd(channels, total, self.window, sink, self.options.crossfade)
         starts = plan_windows(total, self.window, self.overlap)
         report = Report(windows=len(starts), seconds=frames / sr_in)
-        bar = tqdm(total=len(starts), desc=label or "windows", unit="win", leave=False, disable=None if self.progress is None else not self.progress)
+        bar = tqdm(total=len(starts), desc=label or "windows", unit="win", leave=False,
+                   disable=None if self.progress is None else not self.progress)
         size = self.options.batch_windows
         for first in range(0, len(starts), size):
             batch = list(range(first, min(first + size, len(starts))))
@@ -504,7 +510,8 @@ def add_guidance_arguments(group) -> None:
     add_argument_once(group, "--captioner-dir", default=None,
                       help="local Qwen2-Audio-7B directory: caption each LR window (slow)")
     add_argument_once(group, "--no-lfr", action="store_true", help="skip low-frequency replacement")
-    add_argument_once(group, "--overlap", type=float, default=0.5, help="window overlap in seconds (0.5)")
+    add_argument_once(group, "--overlap", type=float, default=None,
+                      help="window overlap in seconds (default 0.5, at most a quarter of the window)")
     add_argument_once(group, "--crossfade", choices=["equal_power", "linear"], default="equal_power",
                       help="crossfade curve in window overlaps")
     add_argument_once(group, "--batch-windows", type=int, default=1,

@@ -121,6 +121,18 @@ def test_forward_count_follows_batch_windows(tiny_model):
     assert stub.calls == [6, 3] * 2  # windows {0, 1} then {2}, three branches each
 
 
+def test_result_does_not_depend_on_batch_windows():
+    torch.manual_seed(0)
+    model = saga_hsmad.create_model_from_config(tiny_config()).eval()
+    score = long_score(2.0)
+    out = []
+    for batch_windows in (1, 3):
+        renderer = MidiToAudio(model, tiny_config(), MidiToAudioOptions(steps=2, batch_windows=batch_windows))
+        plan = renderer.plan(score)
+        out.append(renderer.generate_latents(renderer.window_metadata(score, plan, "x"), plan))
+    torch.testing.assert_close(out[0], out[1], rtol=1e-4, atol=1e-5)
+
+
 # -- long pieces -----------------------------------------------------------------------------------------------
 def test_fusion_weights_sum_to_one_over_every_frame():
     plan = WindowPlan(samples=0, frames=379, window=128, starts=(0, 96, 192, 251), ratio=256, sample_rate=SR)

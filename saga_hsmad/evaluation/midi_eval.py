@@ -366,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--window-overlap", type=float, default=None)
     gen.add_argument("--crossfade", choices=["equal_power", "linear"], default="equal_power")
     gen.add_argument("--release", type=float, default=0.5)
-    gen.add_argument("--batch-windows", type=int, default=4)
+    gen.add_argument("--batch-windows", type=int, default=1)
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--device", default=None)
     gen.add_argument("--overwrite", action="store_true", help="regenerate existing generated files")

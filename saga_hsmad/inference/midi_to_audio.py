@@ -23,7 +23,7 @@ Per MIDI file (``.mid``/``.midi``; a directory is searched recursively and its l
    nearly straight, and the model was trained with logit-normal t, which a uniform grid covers), with
    decoupled guidance (``guidance.decoupled_guidance``):
        v = v(∅_H, ∅_S) + w_H [v(C_H, ∅_S) − v(∅_H, ∅_S)] + w_S [v(∅_H, C_S) − v(∅_H, ∅_S)]
-   The three branches of up to ``--batch-windows`` windows are ONE batched forward (``guided_velocity``).
+   The three branches of ``--batch-windows`` windows (default 1) are ONE batched forward (``guided_velocity``).
    All windows are denoised together as one sequence (MultiDiffusion, Bar-Tal et al. 2023): each step
    evaluates every window on its crop of the shared latent and the window velocities are fused with linear
    crossfade weights over the overlaps (weights sum to 1 at every frame), so neighbouring windows cannot
@@ -80,7 +80,7 @@ class MidiToAudioOptions:
     window_overlap: float | None = None  # seconds; None = a quarter of the training window
     crossfade: Curve = "equal_power"
     release: float = 0.5
-    batch_windows: int = 4
+    batch_windows: int = 1
     seed: int = 0
 
 
@@ -355,8 +355,9 @@ class MidiToAudioMode:
                           help="crossfade curve in window overlaps")
         add_argument_once(group, "--release", type=float, default=0.5,
                           help="seconds after the last note end that the output keeps (default 0.5)")
-        add_argument_once(group, "--batch-windows", type=int, default=4,
-                          help="windows per forward (x3 guidance branches)")
+        add_argument_once(group, "--batch-windows", type=int, default=1,
+                          help="windows per forward (x3 guidance branches; default 1, memory-safe for 30 s "
+                               "windows)")
         add_argument_once(group, "--subtype", choices=OUTPUT_SUBTYPES, default="PCM_24",
                           help="output WAV sample format (PCM_24)")
 

@@ -169,7 +169,7 @@ def main(argv=None) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
-    command = "python benchmarks/bench_mrci_step.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = ("python benchmarks/bench_mrci_step.py " + shlex.join(argv if argv is not None else sys.argv[1:])).strip()
 
     results = {}
     for size in args.sizes:

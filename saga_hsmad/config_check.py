@@ -194,7 +194,11 @@ def validate_model_config(config: dict) -> list[Problem]:
             problems.append(Problem("model.pretransform.type", f"unknown type {ptype!r}; known: "
                                     f"{PRETRANSFORMS.names() + list(PRETRANSFORMS.upstream_types)}"))
         elif ptype in PRETRANSFORMS:
-            problems += check_kwargs(PRETRANSFORMS.get(ptype), pt.get("config", {}), "model.pretransform.config")
+            cls = PRETRANSFORMS.get(ptype)
+            problems += check_kwargs(cls, pt.get("config", {}), "model.pretransform.config")
+            check = getattr(cls, "check_config", None)
+            if check is not None:
+                problems += [Problem(p, m) for p, m in check(config)]
         elif ptype in upstream["pretransform"]:
             problems += check_kwargs(upstream["pretransform"][ptype], pt.get("config", {}), "model.pretransform.config")
         if audio_ch is not None and config.get("audio_channels", 2) != audio_ch:

@@ -16,6 +16,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """One intra-op thread: the test models are tiny, and on a 2-core machine OpenMP spin-waiting
+    between threads made their steps 10-30x slower. Subprocesses (train.py ...) are unaffected."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _installed():
     import saga_hsmad
 

@@ -82,3 +82,14 @@ def test_describe_lists_registered_types_with_defaults():
     assert "t5_local" in text and "max_length: int = 128" in text
     assert "patch" in text and "patch_size: int = 256" in text
     assert "audio_folder" in text
+
+
+def test_dataset_must_render_the_piano_roll_the_model_expects():
+    from saga_hsmad.config_check import validate_pair
+
+    binary_model = load_json(REPO / "model_configs/hsmad/tiny_binary_srm.json")
+    soft_data = load_json(REPO / "dataset_configs/hsmad/demo.json")
+    binary_data = load_json(REPO / "dataset_configs/hsmad/demo_binary.json")
+    assert any("mode" in p.path or "mode" in p.message for p in validate_pair(binary_model, soft_data))
+    assert validate_pair(binary_model, binary_data) == []
+    assert validate_pair(load_json(REPO / "model_configs/hsmad/tiny.json"), soft_data) == []

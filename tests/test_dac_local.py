@@ -15,15 +15,6 @@ from saga_hsmad.pretransforms.dac_local import DACLocalPretransform, save_tiny_d
 
 LATENT = 64  # tiny codec: encoder_dim 4 x 2^4
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP spin-waiting makes tiny ops 10-30x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):

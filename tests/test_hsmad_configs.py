@@ -27,14 +27,6 @@ ABLATIONS = {  # twin → the key paths (under model.) that differ from its base
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def load(name: str) -> dict:
     return json.loads((CONFIGS / f"{name}.json").read_text())
 

@@ -41,15 +41,6 @@ class StepHarness:
     def log_dict(self, values, *args, **kwargs):
         self.__dict__.setdefault("logged", {}).update(values)
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP spin-waiting makes tiny ops 10-30x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 
 def write_midi(path: Path, notes: list[tuple[int, float, float, int]], bpm: float = 100.0) -> None:
     """A type-1 MIDI file with a tempo (not 120 bpm, so it counts as tempo information), 4/4 and ``notes``

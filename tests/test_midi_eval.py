@@ -23,14 +23,6 @@ SR = 44100
 REF = Notes.build([60, 64, 67, 72], [0.5, 1.0, 1.5, 2.0], [0.9, 1.4, 1.9, 2.4], [30, 60, 90, 120])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def basic_pitch():
     return make_transcriber("basic_pitch")

@@ -24,14 +24,6 @@ CONFIG = REPO / "model_configs" / "hsmad" / "tiny.json"
 SR, RATIO, WINDOW = 44100, 256, 128  # tiny: patch 256, T_H = 128 frames (0.743 s)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_config() -> dict:
     return json.loads(CONFIG.read_text())
 

@@ -1,0 +1,162 @@
+"""Shared plumbing of the miniature reproductions (not a benchmark itself).
+
+* ``run``: runs one command (with ``THREADS`` torch threads) (train.py, sample.py, an evaluation module) as a subprocess, prints it exactly,
+  tees its output to a log file and returns the wall time; a failing command stops the script with its log tail.
+* ``read_loss_curve`` / ``plot_loss_curves``: ``train/loss`` against ``step`` from the Lightning CSV logger
+  (``train.py --logger csv`` writes ``RUN/logs/version_*/metrics.csv``), raw and smoothed.
+* ``shrink_png``: re-saves a PNG with a 256-colour palette so committed figures stay small.
+* ``environment``: versions, cores and load average, so a reader can judge the wall times.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+import typing as tp
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+COMMANDS: list[str] = []  # every command ``run`` started, in order (for the reports)
+# Torch threads per subprocess (OMP_NUM_THREADS/MKL_NUM_THREADS). On a small shared CPU one thread is far faster:
+# with more, OpenMP threads spin-wait for cores the other processes hold (measured here: HS-MAD tiny training
+# 0.05 it/s with two threads, 1 it/s with one, same losses).
+THREADS = {"value": 1}
+
+
+def command_line() -> str:
+    """The exact command that started this script."""
+    return shlex.join([sys.executable, *sys.argv])
+
+
+def demo_corpus(path: str | None) -> Path:
+    """The demo corpus root: ``--corpus``, else ``$SAGA_HSMAD_DEMO_CORPUS``, else the builder's default."""
+    if path:
+        return Path(path).expanduser()
+    if os.environ.get("SAGA_HSMAD_DEMO_CORPUS"):
+        return Path(os.environ["SAGA_HSMAD_DEMO_CORPUS"]).expanduser()
+    sys.path.insert(0, str(REPO))
+    from saga_hsmad.data.demo_corpus import default_cache_dir
+
+    return default_cache_dir()
+
+
+def ensure_corpus(root: Path) -> None:
+    """Build the demo corpus if it is missing (offline, deterministic, about two minutes on two cores)."""
+    if (root / "manifest.json").is_file():
+        return
+    run([PYTHON, "-m", "saga_hsmad.data.demo_corpus", "--out", str(root)], root.parent / "demo_corpus_build.log")
+
+
+def run(cmd: tp.Sequence[str], log: Path, env: dict | None = None) -> float:
+    """Run ``cmd`` from the repository root, print it, write its output to ``log``; returns wall seconds."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    COMMANDS.append(shlex.join(cmd))
+    print(f"$ {COMMANDS[-1]}", flush=True)
+    start = time.time()
+    with open(log, "w", encoding="utf-8") as f:
+        proc = subprocess.run(list(cmd), cwd=REPO, stdout=f, stderr=subprocess.STDOUT,
+                              env={**os.environ, "OMP_NUM_THREADS": str(THREADS["value"]),
+                                   "MKL_NUM_THREADS": str(THREADS["value"]), **(env or {})})
+    seconds = time.time() - start
+    if proc.returncode != 0:
+        tail = "".join(log.read_text(encoding="utf-8", errors="replace").splitlines(True)[-30:])
+        raise SystemExit(f"command failed (exit {proc.returncode}) after {seconds:.0f} s; log {log}:\n{tail}")
+    print(f"  done in {seconds:.0f} s (log {log})", flush=True)
+    return seconds
+
+
+def read_loss_curve(run_dir: Path, key: str = "train/loss") -> tuple[list[int], list[float]]:
+    """(steps, values) of ``key`` from the newest CSV-logger file under ``run_dir/logs``."""
+    files = sorted((run_dir / "logs").glob("version_*/metrics.csv"), key=lambda p: p.stat().st_mtime)
+    if not files:
+        raise FileNotFoundError(f"no CSV log under {run_dir / 'logs'} (train.py --logger csv writes it)")
+    steps, values = [], []
+    with open(files[-1], newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if row.get(key) not in (None, "") and row.get("step") not in (None, ""):
+                steps.append(int(float(row["step"])))
+                values.append(float(row[key]))
+    return steps, values
+
+
+def smooth(values: tp.Sequence[float], window: int) -> list[float]:
+    """Trailing moving average (window clipped at the start)."""
+    out, acc = [], 0.0
+    for i, v in enumerate(values):
+        acc += v
+        if i >= window:
+            acc -= values[i - window]
+        out.append(acc / min(i + 1, window))
+    return out
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_loss_curves(path: Path, curves: dict[str, tuple[list[int], list[float]]], title: str,
+                     ylabel: str = "train/loss (rectified-flow MSE)") -> None:
+    """One line per run: raw values faint, a moving average bold."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (label, (steps, values)) in enumerate(curves.items()):
+        colour = f"C{i}"
+        ax.plot(steps, values, color=colour, alpha=0.25, linewidth=0.8)
+        window = max(1, len(values) // 15)
+        ax.plot(steps, smooth(values, window), color=colour, linewidth=2, label=f"{label} (mean of {window})")
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    shrink_png(path)
+
+
+def shrink_png(path: Path) -> None:
+    """Re-save with an adaptive 256-colour palette (figures drop to a fraction of their size)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        small = img.convert("RGB").quantize(colors=256)
+    small.save(path, optimize=True)
+
+
+def environment() -> dict:
+    import numpy as np
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "platform": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "load_average_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=1, default=float) + "\n", encoding="utf-8")
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    if x is None or x != x:  # NaN
+        return "n/a"
+    return f"{x:.{digits}f}"

@@ -1,0 +1,307 @@
+#!/usr/bin/env python
+"""Miniature HS-MAD structure experiment (seed: hierarchical vs global vs flat symbol conditioning; w_H sweep).
+
+    python benchmarks/miniature/hsmad_structure.py [--steps 60] [--batch-size 4] [--seed 0] [--seconds 4] \
+        [--output docs/miniature/hsmad] [--run-dir /tmp/miniature/hsmad] [--quick]
+
+1. Trains ``model_configs/hsmad/tiny.json`` (hierarchical: F_event / F_local / F_global at the three U-Net levels)
+   and its twins ``tiny_baseline_global.json`` (symbols pooled into the bottleneck only) and
+   ``tiny_baseline_flat.json`` (F_event at the high level only) with ``train.py`` on
+   ``dataset_configs/hsmad/demo.json``: same seed, steps, batch and data, ``--logger csv``.
+2. Cuts the held-out test pieces of the demo corpus to their first ``--seconds`` seconds (the MIDI with mido,
+   tempo map kept, sounding notes closed at the cut; the sidecar JSON with the style text copied along) and
+   renders them with ``sample.py --midi`` (decoupled guidance, w_H from the config unless swept, seed fixed).
+3. Scores every model with ``python -m saga_hsmad.evaluation.midi_eval`` (basic-pitch transcription; note F1 on
+   onsets at 50 ms, TAE, bias, velocity r; the ground-truth audio through the same transcriber is the ceiling
+   row; piano-roll overlays per piece), and the tiny model again at each ``--wh-sweep`` structure weight.
+4. Writes to ``--output``: ``results.md`` (tables, settings, wall times, exact commands), ``results.json``,
+   ``loss_curves.png`` (flow loss vs step, three models), ``aux_losses.png`` (tiny model's auxiliary heads),
+   ``wh_sweep.png``, and per-system evaluation folders (report.md, CSVs, piano-roll PNGs).
+
+Checkpoints, generated audio and logs stay under ``--run-dir`` (default /tmp). ``--quick`` is a smoke run.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (COMMANDS, PYTHON, REPO, THREADS, command_line, demo_corpus, ensure_corpus, environment, fmt,  # noqa: E402
+                     git_commit, plot_loss_curves, pyplot, read_loss_curve, run, shrink_png, write_json)
+
+MODELS = {"tiny": "model_configs/hsmad/tiny.json",
+          "tiny_baseline_global": "model_configs/hsmad/tiny_baseline_global.json",
+          "tiny_baseline_flat": "model_configs/hsmad/tiny_baseline_flat.json"}
+LABELS = {"tiny": "HS-MAD tiny (hierarchical)", "tiny_baseline_global": "Baseline-Global",
+          "tiny_baseline_flat": "Baseline-Flat", "ground_truth": "ground-truth audio (ceiling)"}
+DATASET = "dataset_configs/hsmad/demo.json"
+AUX = ("train/aux_chroma", "train/aux_beat", "train/aux_tempo", "train/aux_key")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=60, help="training steps per model")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0, help="training seed (also the sampling seed)")
+    p.add_argument("--output", default=None, help="results folder (default docs/miniature/hsmad; "
+                                                  "/tmp/miniature/quick/hsmad with --quick)")
+    p.add_argument("--run-dir", default=None, help="checkpoints, audio, logs (default /tmp/miniature/hsmad[_quick])")
+    p.add_argument("--corpus", default=None, help="demo corpus root (default $SAGA_HSMAD_DEMO_CORPUS or the cache)")
+    p.add_argument("--num-workers", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch threads per subprocess (OMP_NUM_THREADS)")
+    p.add_argument("--seconds", type=float, default=4.0, help="evaluate the first S seconds of each test piece")
+    p.add_argument("--max-pieces", type=int, default=None, help="test pieces used (default: all)")
+    p.add_argument("--gen-steps", type=int, default=20, help="Euler steps when generating (config default: 50)")
+    p.add_argument("--wh-sweep", type=float, nargs="*", default=[0.0, 1.0, 4.0],
+                   help="extra w_H values for the tiny model (the config's w_H is always evaluated)")
+    p.add_argument("--fad", action="store_true", help="also compute the CREPE FAD (slow on a CPU)")
+    p.add_argument("--skip-train", action="store_true", help="reuse the checkpoints already in --run-dir")
+    p.add_argument("--quick", action="store_true", help="smoke run: 2 steps, batch 2, 1 piece of 1.5 s, 3 Euler steps")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.steps, args.batch_size, args.gen_steps = 2, 2, 3
+        args.max_pieces, args.seconds, args.wh_sweep = 1, 1.5, [0.0]
+    suffix = "_quick" if args.quick else ""
+    args.output = Path(args.output or ("/tmp/miniature/quick/hsmad" if args.quick else REPO / "docs/miniature/hsmad"))
+    args.run_dir = Path(args.run_dir or f"/tmp/miniature/hsmad{suffix}")
+    return args
+
+
+# -- data ----------------------------------------------------------------------------------------------------
+def seconds_to_tick(mid, seconds: float) -> int:
+    """The tick at ``seconds`` under the file's merged tempo map."""
+    import mido
+
+    tempo, now, tick = 500_000, 0.0, 0
+    for msg in mido.merge_tracks(mid.tracks):
+        dt = mido.tick2second(msg.time, mid.ticks_per_beat, tempo)
+        if now + dt >= seconds:
+            break
+        now, tick = now + dt, tick + msg.time
+        if msg.type == "set_tempo":
+            tempo = msg.tempo
+    return tick + int(round(mido.second2tick(seconds - now, mid.ticks_per_beat, tempo)))
+
+
+def truncate_midi(src: Path, dst: Path, seconds: float) -> None:
+    """Copy ``src`` up to ``seconds``: every event before the cut (tempo map, programs, pedal), notes still
+    sounding at the cut closed there, end of track at the cut (so the piece lasts exactly ``seconds``)."""
+    import mido
+
+    mid = mido.MidiFile(src)
+    cut = seconds_to_tick(mid, seconds)
+    out = mido.MidiFile(type=mid.type, ticks_per_beat=mid.ticks_per_beat)
+    for track in mid.tracks:
+        new, now, last, sounding = mido.MidiTrack(), 0, 0, {}
+        for msg in track:
+            now += msg.time
+            if msg.type == "end_of_track" or now >= cut:
+                continue
+            key = (getattr(msg, "channel", None), getattr(msg, "note", None))
+            if msg.type == "note_on" and msg.velocity > 0:
+                sounding[key] = sounding.get(key, 0) + 1
+            elif msg.type in ("note_on", "note_off") and sounding.get(key):
+                sounding[key] -= 1
+            new.append(msg.copy(time=now - last))
+            last = now
+        for (channel, note), count in sounding.items():
+            for _ in range(count):
+                new.append(mido.Message("note_off", channel=channel, note=note, velocity=0, time=cut - last))
+                last = cut
+        new.append(mido.MetaMessage("end_of_track", time=max(0, cut - last)))
+        out.tracks.append(new)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    out.save(dst)
+
+
+def prepare_pieces(args, corpus: Path) -> Path:
+    """``RUN/midi_<S>s/<stem>.mid`` (cut) + ``<stem>.json`` (style) for the test pieces; returns the folder."""
+    folder = args.run_dir / f"midi_{args.seconds:g}s"
+    if folder.exists():
+        shutil.rmtree(folder)
+    mids = sorted((corpus / "test").glob("*.mid"))[: args.max_pieces]
+    for mid in mids:
+        truncate_midi(mid, folder / mid.name, args.seconds)
+        shutil.copy(mid.with_suffix(".json"), folder / f"{mid.stem}.json")
+    print(f"{len(mids)} test piece(s), first {args.seconds:g} s each, in {folder}")
+    return folder
+
+
+# -- stages --------------------------------------------------------------------------------------------------
+def train(args, name: str, corpus: Path) -> float:
+    run_dir = args.run_dir / name
+    if args.skip_train and (run_dir / "export.ckpt").is_file():
+        print(f"reusing {run_dir / 'export.ckpt'}")
+        return float("nan")
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    cmd = [PYTHON, "train.py", "--model-config", MODELS[name], "--dataset-config", DATASET, "--accelerator", "cpu",
+           "--max-steps", str(args.steps), "--batch-size", str(args.batch_size), "--seed", str(args.seed),
+           "--num-workers", str(args.num_workers), "--logger", "csv", "--save-dir", str(args.run_dir),
+           "--name", name, "--checkpoint-every", str(10 ** 9)]
+    return run(cmd, args.run_dir / f"{name}_train.log", env={"SAGA_HSMAD_DEMO_CORPUS": str(corpus)})
+
+
+def generate(args, name: str, midi_dir: Path, tag: str, w_h: float | None) -> tuple[float, Path]:
+    out = args.run_dir / f"gen_{tag}"
+    cmd = [PYTHON, "sample.py", "--ckpt", str(args.run_dir / name / "export.ckpt"), "--midi", str(midi_dir),
+           "--output", str(out), "--steps", str(args.gen_steps), "--seed", str(args.seed), "--device", "cpu",
+           "--release", "0", "--overwrite"]
+    if w_h is not None:
+        cmd += ["--w-structure", f"{w_h:g}"]
+    return run(cmd, args.run_dir / f"gen_{tag}.log"), out
+
+
+def evaluate(args, gen_dir: Path, midi_dir: Path, corpus: Path, tag: str) -> tuple[float, Path]:
+    out = args.run_dir / f"eval_{tag}"
+    cmd = [PYTHON, "-m", "saga_hsmad.evaluation.midi_eval", "--generated", str(gen_dir), "--midi", str(midi_dir),
+           "--reference", str(corpus / "test"), "--max-seconds", f"{args.seconds:g}", "--out", str(out),
+           "--fad-embedding", "crepe" if args.fad else "none"]
+    return run(cmd, args.run_dir / f"eval_{tag}.log"), out
+
+
+def read_summary(path: Path) -> dict[str, dict]:
+    def num(v: str):
+        try:
+            return float(v)
+        except ValueError:
+            return v
+
+    with open(path, newline="", encoding="utf-8") as f:
+        return {r["system"]: {k: num(v) for k, v in r.items() if k != "system" and v != ""} for r in csv.DictReader(f)}
+
+
+def config_w_h(name: str) -> float:
+    config = json.loads((REPO / MODELS[name]).read_text())
+    return float(config.get("sampling", {}).get("w_structure", 2.0))
+
+
+# -- report --------------------------------------------------------------------------------------------------
+def table_lines(rows: list[tuple[str, dict]]) -> list[str]:
+    lines = ["| system | pieces | note F1 (mean) | F1 (pooled) | P | R | TAE ms | bias ms | velocity r |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for label, s in rows:
+        lines.append(f"| {label} | {int(s.get('pieces', 0))} | {fmt(s.get('f1_mean'))} | {fmt(s.get('f1_pooled'))} | "
+                     f"{fmt(s.get('precision_mean'))} | {fmt(s.get('recall_mean'))} | {fmt(s.get('tae_ms_mean'), 1)} | "
+                     f"{fmt(s.get('bias_ms_mean'), 1)} | {fmt(s.get('velocity_r_mean'))} |")
+    return lines
+
+
+def plot_sweep(path: Path, sweep: dict[float, dict]) -> None:
+    plt = pyplot()
+    ws = sorted(sweep)
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
+    axes[0].plot(ws, [sweep[w].get("f1_mean", float("nan")) for w in ws], "o-")
+    axes[0].set_ylabel("note F1 (mean over pieces)")
+    axes[1].plot(ws, [sweep[w].get("tae_ms_mean", float("nan")) for w in ws], "o-", color="C1")
+    axes[1].set_ylabel("TAE (ms)")
+    for ax in axes:
+        ax.set_xlabel("w_H (structure guidance)")
+        ax.grid(alpha=0.3)
+    fig.suptitle("HS-MAD tiny: structure-guidance sweep (w_S fixed)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    shrink_png(path)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    THREADS["value"] = args.threads
+    start = time.time()
+    print(f"command: {command_line()}", flush=True)
+    env = environment()
+    corpus = demo_corpus(args.corpus)
+    ensure_corpus(corpus)
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    times: dict[str, float] = {}
+    for name in MODELS:
+        times[f"train {name}"] = train(args, name, corpus)
+    midi_dir = prepare_pieces(args, corpus)
+
+    summaries: dict[str, dict] = {}
+    eval_dirs: dict[str, Path] = {}
+    for name in MODELS:
+        times[f"generate {name}"], gen = generate(args, name, midi_dir, name, None)
+        times[f"evaluate {name}"], eval_dirs[name] = evaluate(args, gen, midi_dir, corpus, name)
+        summaries[name] = read_summary(eval_dirs[name] / "summary.csv")
+    w_default = config_w_h("tiny")
+    sweep = {w_default: summaries["tiny"]["generated"]}
+    for w in args.wh_sweep:
+        if w == w_default:
+            continue
+        tag = f"tiny_wH{w:g}"
+        times[f"generate {tag}"], gen = generate(args, "tiny", midi_dir, tag, w)
+        times[f"evaluate {tag}"], eval_dirs[tag] = evaluate(args, gen, midi_dir, corpus, tag)
+        sweep[w] = read_summary(eval_dirs[tag] / "summary.csv")["generated"]
+
+    curves = {name: read_loss_curve(args.run_dir / name, "train/flow_loss") for name in MODELS}
+    aux = {}
+    for key in AUX:
+        try:
+            aux[key] = read_loss_curve(args.run_dir / "tiny", key)
+        except FileNotFoundError:
+            pass
+    args.output.mkdir(parents=True, exist_ok=True)
+    plot_loss_curves(args.output / "loss_curves.png", {LABELS[n]: c for n, c in curves.items()},
+                     f"HS-MAD tiny vs baselines, demo corpus, batch {args.batch_size}, seed {args.seed}",
+                     ylabel="train/flow_loss (rectified-flow MSE)")
+    if aux:
+        plot_loss_curves(args.output / "aux_losses.png", {k.split("/")[-1]: v for k, v in aux.items() if v[0]},
+                         "HS-MAD tiny: auxiliary losses (unweighted)", ylabel="loss")
+    plot_sweep(args.output / "wh_sweep.png", sweep)
+    for tag, folder in eval_dirs.items():
+        dest = args.output / f"eval_{tag}"
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(folder, dest, ignore=shutil.ignore_patterns("*.wav", "generated"))
+        for png in dest.rglob("*.png"):
+            shrink_png(png)
+
+    ceiling = summaries["tiny"].get("ground_truth", {})
+    main_rows = [(LABELS["ground_truth"], ceiling)] + [(LABELS[n], summaries[n]["generated"]) for n in MODELS]
+    sweep_rows = [(f"w_H = {w:g}" + (" (config)" if w == w_default else ""), sweep[w]) for w in sorted(sweep)]
+    loss_tail = {n: sum(v[-max(1, len(v) // 5):]) / max(1, len(v) // 5) for n, (_, v) in curves.items()}
+    times["total"] = time.time() - start
+    lines = ["# Miniature HS-MAD structure experiment (demo corpus)", "", f"Command: `{command_line()}`", "",
+             f"- commit `{git_commit()}`; {env['cpu_count']} CPU cores, load average at start "
+             f"{env['load_average_start']} (the machine was shared), torch {env['torch']}",
+             f"- training: {', '.join(f'`{Path(p).name}`' for p in MODELS.values())} (identical but for "
+             f"`symbol_mode`), {args.steps} steps, batch {args.batch_size}, seed {args.seed}, demo corpus train split "
+             "(0.743 s windows, patch pretransform)",
+             f"- generation: `sample.py --midi`, test split cut to the first {args.seconds:g} s, Euler {args.gen_steps} "
+             f"steps, decoupled guidance w_H {w_default:g} (config) / w_S from the config, seed {args.seed}",
+             "- evaluation: `saga_hsmad.evaluation.midi_eval`, basic-pitch transcription, onset F1 at 50 ms, TAE = RMS "
+             "onset error of matched notes, velocity r of matched notes (basic-pitch's velocity is a confidence)",
+             "", "## Structure conditioning (higher F1 / lower TAE is better)", ""] + table_lines(main_rows)
+    lines += ["", f"## w_H sweep (HS-MAD tiny)", "", *table_lines(sweep_rows), "", "![w_H sweep](wh_sweep.png)", "",
+              "## Training loss", "", "![loss curves](loss_curves.png)", ""]
+    if aux:
+        lines += ["![aux losses](aux_losses.png)", ""]
+    lines += ["| model | mean train/flow_loss, last 20 % of steps |", "|---|---|"]
+    lines += [f"| {n} | {fmt(v, 4)} |" for n, v in loss_tail.items()]
+    lines += ["", "## Wall times", "", "| stage | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.0f} |" for k, v in times.items()]
+    lines += ["", "## Commands", ""] + [f"    {c}" for c in COMMANDS]
+    lines += ["", "Per-system reports with per-piece rows and piano-roll overlays: "
+              + ", ".join(f"[eval_{t}](eval_{t}/report.md)" for t in eval_dirs), ""]
+    (args.output / "results.md").write_text("\n".join(lines), encoding="utf-8")
+    write_json(args.output / "results.json", {
+        "command": command_line(), "commit": git_commit(), "environment": env,
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "summary": {n: summaries[n] for n in MODELS}, "ceiling": ceiling,
+        "wh_sweep": {f"{w:g}": sweep[w] for w in sorted(sweep)}, "loss_tail_mean": loss_tail,
+        "loss_curves": {n: {"step": s, "flow_loss": v} for n, (s, v) in curves.items()},
+        "aux_curves": {k: {"step": s, "value": v} for k, (s, v) in aux.items()},
+        "wall_seconds": times, "commands": COMMANDS})
+    print((args.output / "results.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

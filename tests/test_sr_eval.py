@@ -112,3 +112,20 @@ def test_openl3_absent_is_reported_not_fatal(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openl3" else real(name, *a))
     embedder, note = load_openl3()
     assert embedder is None and "not installed" in note
+
+
+def test_eval_takes_the_references_from_a_dataset_config(tiny_ckpt, tmp_path):
+    from saga_hsmad.evaluation.sr_eval import main
+
+    data = tmp_path / "data" / "test"
+    data.mkdir(parents=True)
+    sf.write(data / "only.wav", wideband(0.4, SR, 2, 3).T, SR, subtype="FLOAT")
+    (data / "only.txt").write_text("tones")
+    config = tmp_path / "test.json"
+    config.write_text(json.dumps({"dataset_type": "super_resolution", "root": str(tmp_path / "data"), "split": "test"}))
+    out = tmp_path / "eval"
+    assert main(["--ckpt", str(tiny_ckpt), "--dataset-config", str(config), "--output", str(out), "--cutoffs", "8000",
+                 "--steps", "1", "--device", "cpu", "--caption", "tones", "--plots", "0", "--sweep-clips", "0"]) == 0
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [(r["clip"], r["system"]) for r in rows] == [("test/only", "lr_input"), ("test/only", "saga_sr")]
+    assert not (out / "rolloff_sweep.png").exists() and not list((out / "spectrograms").glob("*.png"))

@@ -21,11 +21,12 @@ training step would always checkpoint the stock model; here the stock model gets
 the forward kwargs, so only our plug-in code differs). A row "ours, no dropout" (cfg_dropout_prob 0)
 isolates the cost of the dropout masks; "forward only" rows time the inference forward (no grad).
 
-Target: ours <= 1.05 x stock (paired median over interleaved rounds). If a target is missed, one step of
-each is profiled with torch.profiler and the operators that differ are printed and stored (--profile).
+Target: ours <= 1.05 x stock (paired median over interleaved rounds). If a target is missed (or with
+``--profile always``), three steps of each are profiled with torch.profiler; the operators whose self time
+differs most and every operator whose call count differs are printed and stored.
 
     /work/venv/bin/python benchmarks/bench_dit_step.py [--configs tiny small] [--device cpu|cuda]
-        [--threads 1] [--repeats 15] [--small-repeats 5] [--out benchmarks/results/bench_dit_step.json]
+        [--threads 1] [--repeats 15] [--small-repeats 9] [--out benchmarks/results/bench_dit_step.json]
 """
 from __future__ import annotations
 
@@ -100,8 +101,8 @@ def forward_only(wrapper, x: torch.Tensor, t: torch.Tensor, cond: dict, extra: d
     return run
 
 
-def profile_ops(fn: tp.Callable[[], tp.Any], device: torch.device, top: int = 25) -> dict[str, dict]:
-    """Self time (µs) and call count per operator over 3 calls of ``fn``."""
+def profile_ops(fn: tp.Callable[[], tp.Any], device: torch.device) -> dict[str, dict]:
+    """Self time (µs) and call count per operator, averaged over 3 calls of ``fn``."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
@@ -113,7 +114,7 @@ def profile_ops(fn: tp.Callable[[], tp.Any], device: torch.device, top: int = 25
     for e in prof.key_averages():
         self_us = e.self_device_time_total if device.type == "cuda" else e.self_cpu_time_total
         ops[e.key] = {"self_us": self_us / 3, "calls": e.count / 3}
-    return dict(sorted(ops.items(), key=lambda kv: -kv[1]["self_us"])[:top * 4])
+    return dict(sorted(ops.items(), key=lambda kv: -kv[1]["self_us"]))
 
 
 def profile_difference(ours: dict, stock: dict, top: int = 15) -> list[dict]:
@@ -187,6 +188,12 @@ def run_config(name: str, args, device: torch.device) -> dict:
             print(f"    {d['op'][:48]:48s} ours {d['ours_us']:10.0f} µs ({d['ours_calls']:5.0f} calls)  "
                   f"stock {d['stock_us']:10.0f} µs ({d['stock_calls']:5.0f} calls)  {d['extra_us']:+10.0f} µs")
         result["profile_difference"] = diff
+        calls = {k: (p_ours.get(k, {}).get("calls", 0.0), p_stock.get(k, {}).get("calls", 0.0))
+                 for k in set(p_ours) | set(p_stock)}
+        differ = {k: {"ours_calls": a, "stock_calls": b} for k, (a, b) in sorted(calls.items()) if a != b}
+        print(f"  operators with different call counts per step (ours vs stock): "
+              + (", ".join(f"{k} {v['ours_calls']:g}/{v['stock_calls']:g}" for k, v in differ.items()) or "none"))
+        result["profile_call_count_differences"] = differ
     return result
 
 
@@ -198,7 +205,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="override the per-config batch size")
     parser.add_argument("--frames", type=int, default=None, help="override the latent length (default 128)")
     parser.add_argument("--repeats", type=int, default=15, help="interleaved rounds for tiny")
-    parser.add_argument("--small-repeats", type=int, default=5, help="interleaved rounds for small")
+    parser.add_argument("--small-repeats", type=int, default=9, help="interleaved rounds for small")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--profile", choices=["auto", "always", "never"], default="auto",
                         help="torch.profiler diff of ours vs stock (auto: when the target is missed)")

@@ -366,6 +366,32 @@ def test_caption_store_and_list_inputs(tiny_ckpt, tmp_path):
     assert sample_main(args_y) == 1  # no caption for y/a.flac
 
 
+def test_captioner_hears_each_lr_window_at_16k_mono(tiny_model, monkeypatch):
+    from saga_hsmad.cli import caption as caption_cli
+    from saga_hsmad.inference.super_resolution import make_caption_source
+
+    heard = []
+
+    class FakeQwen:
+        def __init__(self, model_dir, device="auto", **kwargs):
+            self.model_dir = model_dir
+
+        def __call__(self, audios):
+            heard.extend(audios)
+            return [f"window of {len(a)} samples" for a in audios]
+
+    monkeypatch.setattr(caption_cli, "Qwen2AudioCaptioner", FakeQwen)
+    model, config = tiny_model
+    source = make_caption_source(model, config, captioner_dir="/models/qwen2-audio")
+    lr = torch.from_numpy(noise(1.0, SR, 2))
+    captions = source(None, [(0.0, 1.0, lr), (1.0, 1.5, lr[:, : SR // 2])])
+    assert captions == ["window of 16000 samples", "window of 8000 samples"]
+    assert all(a.ndim == 1 for a in heard)
+    import soxr
+    expected = soxr.resample(lr.numpy().mean(axis=0), SR, 16000, quality="HQ")
+    np.testing.assert_allclose(heard[0], expected, atol=1e-5)
+
+
 def test_defaults_are_the_papers(tiny_model):
     from saga_hsmad.inference.schedules import linear_quadratic_schedule
     from saga_hsmad.inference.super_resolution import FixedCaption, SROptions, SuperResolver

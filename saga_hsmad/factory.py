@@ -2,12 +2,14 @@
 
 These are the functions ``saga_hsmad.install()`` puts in place of stable-audio-tools' factories.
 Called directly they need no patching: ``saga_hsmad.create_model_from_config(cfg)``.
-A section whose ``type`` is stable-audio-tools' own is handed to the original builder, so the
-stock types keep working and gain our fixes (conditioner lists, unknown-type messages).
+stable-audio-tools' own pretransform and conditioner types go to its original builders, its own
+backbones are built from its classes here; so the stock types keep working, gain our fixes
+(conditioner lists, unknown-type messages), and mix with ours whether or not ``install()`` has run.
 """
 from __future__ import annotations
 
 import inspect
+import math
 import typing as tp
 
 from .registry import CONDITIONERS, DIFFUSION_MODELS, PRETRANSFORMS, TRAINING_WRAPPERS, UnknownTypeError
@@ -128,10 +130,7 @@ def create_diffusion_cond_from_config(config: Config):
     if diffusion is None:
         raise KeyError("model.diffusion is missing")
     dtype = diffusion.get("type")
-    if dtype not in DIFFUSION_MODELS:
-        DIFFUSION_MODELS.check(dtype, "model.diffusion.type")
-        return _originals()["create_diffusion_cond_from_config"](config)
-
+    DIFFUSION_MODELS.check(dtype, "model.diffusion.type")
     unknown = set(diffusion) - DIFFUSION_KEYS
     if unknown:
         raise TypeError(f"model.diffusion: unknown key(s) {sorted(unknown)}; accepted: {sorted(DIFFUSION_KEYS)}")
@@ -141,9 +140,7 @@ def create_diffusion_cond_from_config(config: Config):
     if "sample_rate" not in config:
         raise KeyError("sample_rate is missing")
     objective = diffusion.get("diffusion_objective", "v")
-    cls = DIFFUSION_MODELS.get(dtype, "model.diffusion.type")
-    backbone = construct(cls, diffusion.get("config", {}), "model.diffusion.config",
-                         diffusion_objective=objective)
+    backbone = _build_backbone(dtype, diffusion.get("config", {}), objective)
 
     pretransform = None
     min_input_length = 1
@@ -170,6 +167,25 @@ def create_diffusion_cond_from_config(config: Config):
         min_input_length=min_input_length, diffusion_objective=objective,
         distribution_shift_options=diffusion.get("distribution_shift_options"), pretransform=pretransform,
         **ids)
+
+
+def _build_backbone(dtype: str, config: Config, objective: str):
+    """A registered backbone, or one of stable-audio-tools' own (built here with the same classes its
+    factory uses, so that the rest of the model — pretransform, conditioners — comes from our builders
+    whether or not ``install()`` has run)."""
+    if dtype in DIFFUSION_MODELS:
+        cls = DIFFUSION_MODELS.get(dtype, "model.diffusion.type")
+        return construct(cls, config, "model.diffusion.config", diffusion_objective=objective)
+    from stable_audio_tools.models import diffusion as sat_diffusion
+
+    if dtype == "dit":
+        backbone = sat_diffusion.DiTWrapper(diffusion_objective=objective, **config)
+        backbone.length_multiple = backbone.model.patch_size
+    else:  # adp_cfg_1d, adp_1d
+        cls = sat_diffusion.UNetCFG1DWrapper if dtype == "adp_cfg_1d" else sat_diffusion.UNet1DCondWrapper
+        backbone = cls(**config)
+        backbone.length_multiple = int(math.prod(config["factors"]))
+    return backbone
 
 
 def create_model_from_config(model_config: Config):

@@ -124,3 +124,22 @@ def test_export_cli_takes_ema_weights_and_drops_training_state(tmp_path):
         export(str(tmp_path / "train.ckpt"), str(tmp_path / "model.ckpt"))
     export(str(tmp_path / "train.ckpt"), str(tmp_path / "online.safetensors"), use_ema=False)
     assert load_model(tmp_path / "online.safetensors")[2]["ema"] is False
+
+
+def test_explicit_api_needs_no_patching():
+    """saga_hsmad.create_model_from_config builds a stock DiT with our pretransform and conditioners in a
+    process where install() never ran, and leaves stable-audio-tools' factories untouched."""
+    import subprocess
+    import sys
+
+    code = (
+        "import json, saga_hsmad, stable_audio_tools.models.diffusion as d\n"
+        "original = d.create_diffusion_cond_from_config\n"
+        f"cfg = json.load(open({str(REPO / 'model_configs/generate/tiny.json')!r}))\n"
+        "m = saga_hsmad.create_model_from_config(cfg)\n"
+        "assert type(m.pretransform).__name__ == 'PatchPretransform'\n"
+        "assert d.create_diffusion_cond_from_config is original\n"
+        "print('min_input_length', m.min_input_length)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "min_input_length 256" in proc.stdout

@@ -15,7 +15,7 @@ import typing as tp
 
 import torch
 
-from .guidance import Guidance, guided_velocity
+from .guidance import Guidance, GuidedVelocity
 from .sampler import sample_euler
 
 
@@ -45,12 +45,12 @@ def generate_latents(model, inputs: dict, latent_shape: tuple[int, int, int], ti
     inputs = {k: (v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype)
                   if isinstance(v, torch.Tensor) else v) for k, v in inputs.items()}
     backbone = model.model
-    conditions = tuple(getattr(backbone, "condition_names", ()))
-
-    def velocity(x, t):
-        if guidance is not None:
-            return guided_velocity(backbone, x, t, inputs, guidance, conditions)
-        return backbone(x, t, **inputs, cfg_scale=cfg_scale, batch_cfg=True)
+    if guidance is not None:
+        velocity = GuidedVelocity(backbone, inputs, guidance, getattr(backbone, "condition_names", ()),
+                                  noise.shape[0], noise.device)
+    else:
+        def velocity(x, t):
+            return backbone(x, t, **inputs, cfg_scale=cfg_scale, batch_cfg=True)
 
     return sample_euler(velocity, noise, timesteps, callback=callback)
 

@@ -72,18 +72,40 @@ def _repeat(value: tp.Any, k: int) -> tp.Any:
     return value
 
 
-def guided_velocity(backbone: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, inputs: dict,
-                    guidance: Guidance, conditions: tp.Iterable[str], **kwargs) -> torch.Tensor:
-    """The guided velocity for x (b, c, n) at times t (b,), from ONE forward over K·b items.
+class GuidedVelocity:
+    """v(x, t) with guidance for fixed conditioning: the K-fold repeated inputs and the branch null masks
+    are built once (they do not change between sampler steps), each call repeats only x and t and runs
+    ONE forward over K·b items.
 
     ``inputs`` are the routed conditioning tensors (``cross_attn_cond`` ...), ``conditions`` the names the
     backbone understands in ``null_conditions``.
     """
-    k, b = len(guidance.branches), x.shape[0]
-    if k == 1 and not guidance.branches[0]:
-        return guidance.weights[0] * backbone(x, t, **inputs, **kwargs)
-    out = backbone(_repeat(x, k), _repeat(t, k), **_repeat(inputs, k),
-                   null_conditions=guidance.null_masks(conditions, b, x.device), **kwargs)
-    out = out.reshape(k, b, *out.shape[1:])
-    weights = torch.tensor(guidance.weights, dtype=out.dtype, device=out.device)
-    return torch.einsum("k,kb...->b...", weights, out)
+
+    def __init__(self, backbone: torch.nn.Module, inputs: dict, guidance: Guidance, conditions: tp.Iterable[str],
+                 batch_size: int, device: torch.device, **kwargs):
+        self.backbone, self.guidance, self.kwargs = backbone, guidance, kwargs
+        self.k, self.b = len(guidance.branches), batch_size
+        self.plain = self.k == 1 and not guidance.branches[0]
+        if self.plain:
+            self.inputs, self.nulls = inputs, None
+        else:
+            self.inputs = _repeat(inputs, self.k)
+            self.nulls = guidance.null_masks(tuple(conditions), batch_size, device)
+        self.weights = torch.tensor(guidance.weights, device=device)
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] != self.b:
+            raise ValueError(f"guided velocity built for batch {self.b}, called with {x.shape[0]}")
+        if self.plain:
+            return self.guidance.weights[0] * self.backbone(x, t, **self.inputs, **self.kwargs)
+        out = self.backbone(_repeat(x, self.k), _repeat(t, self.k), **self.inputs, null_conditions=self.nulls,
+                            **self.kwargs)
+        out = out.reshape(self.k, self.b, *out.shape[1:])
+        return torch.einsum("k,kb...->b...", self.weights.to(out.dtype), out)
+
+
+def guided_velocity(backbone: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, inputs: dict,
+                    guidance: Guidance, conditions: tp.Iterable[str], **kwargs) -> torch.Tensor:
+    """The guided velocity for x (b, c, n) at times t (b,), from ONE forward over K·b items (one-off use;
+    samplers build a ``GuidedVelocity`` once per run)."""
+    return GuidedVelocity(backbone, inputs, guidance, conditions, x.shape[0], x.device, **kwargs)(x, t)

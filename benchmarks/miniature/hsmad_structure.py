@@ -240,7 +240,9 @@ def main(argv=None) -> int:
         times[f"evaluate {tag}"], eval_dirs[tag] = evaluate(args, gen, midi_dir, corpus, tag)
         sweep[w] = read_summary(eval_dirs[tag] / "summary.csv")["generated"]
 
-    curves = {name: read_loss_curve(args.run_dir / name, "train/flow_loss") for name in MODELS}
+    # train/loss is the flow-matching MSE in every model (the aux-loss wrapper logs the weighted sum as
+    # train/total_loss; Baseline-Flat has no local/global heads, so it logs no aux or flow_loss keys)
+    curves = {name: read_loss_curve(args.run_dir / name, "train/loss") for name in MODELS}
     aux = {}
     for key in AUX:
         try:
@@ -250,7 +252,7 @@ def main(argv=None) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     plot_loss_curves(args.output / "loss_curves.png", {LABELS[n]: c for n, c in curves.items()},
                      f"HS-MAD tiny vs baselines, demo corpus, batch {args.batch_size}, seed {args.seed}",
-                     ylabel="train/flow_loss (rectified-flow MSE)")
+                     ylabel="train/loss (rectified-flow MSE, no aux)")
     if aux:
         plot_loss_curves(args.output / "aux_losses.png", {k.split("/")[-1]: v for k, v in aux.items() if v[0]},
                          "HS-MAD tiny: auxiliary losses (unweighted)", ylabel="loss")
@@ -283,7 +285,7 @@ def main(argv=None) -> int:
               "## Training loss", "", "![loss curves](loss_curves.png)", ""]
     if aux:
         lines += ["![aux losses](aux_losses.png)", ""]
-    lines += ["| model | mean train/flow_loss, last 20 % of steps |", "|---|---|"]
+    lines += ["| model | mean train/loss (flow MSE), last 20 % of steps |", "|---|---|"]
     lines += [f"| {n} | {fmt(v, 4)} |" for n, v in loss_tail.items()]
     lines += ["", "## Wall times", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.0f} |" for k, v in times.items()]
@@ -296,7 +298,7 @@ def main(argv=None) -> int:
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "summary": {n: summaries[n] for n in MODELS}, "ceiling": ceiling,
         "wh_sweep": {f"{w:g}": sweep[w] for w in sorted(sweep)}, "loss_tail_mean": loss_tail,
-        "loss_curves": {n: {"step": s, "flow_loss": v} for n, (s, v) in curves.items()},
+        "loss_curves": {n: {"step": s, "train_loss": v} for n, (s, v) in curves.items()},
         "aux_curves": {k: {"step": s, "value": v} for k, (s, v) in aux.items()},
         "wall_seconds": times, "commands": COMMANDS})
     print((args.output / "results.md").read_text())

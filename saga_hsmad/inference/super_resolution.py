@@ -29,7 +29,8 @@ channels, missing caption) prints one ``ERROR <file>: <reason>`` line, the other
 and the exit status is 1 when any file failed.
 
 Text condition per window, first that applies: ``--caption``; the caption store ``--caption-store`` (JSON/CSV,
-``data.captions``; time ranges are matched to the window); Qwen2-Audio on the LR window (``--captioner-dir``,
+or ``sidecar`` for ``<stem>.txt``/``.json`` files next to the inputs; ``data.captions``; time ranges are matched
+to the window); Qwen2-Audio on the LR window (``--captioner-dir``,
 ``cli.caption``); ``""`` if the model has no text conditioner or its config sets
 ``sampling.allow_empty_captions``; otherwise an error before any file is touched.
 
@@ -506,7 +507,8 @@ def add_guidance_arguments(group) -> None:
                       help="normalised target roll-off f_h in [0, 1) (default: the value stored with the model)")
     add_argument_once(group, "--caption", default=None, help="caption used for every window")
     add_argument_once(group, "--caption-store", default=None,
-                      help="caption store (JSON/CSV from python -m saga_hsmad.cli.caption) looked up per file")
+                      help="caption store looked up per file and window: a JSON/CSV file (python -m "
+                           "saga_hsmad.cli.caption) or 'sidecar' (<stem>.txt / <stem>.json next to each input)")
     add_argument_once(group, "--captioner-dir", default=None,
                       help="local Qwen2-Audio-7B directory: caption each LR window (slow)")
     add_argument_once(group, "--no-lfr", action="store_true", help="skip low-frequency replacement")

@@ -7,8 +7,9 @@ interleaved in every round:
 
 * "three separate forwards": the three branches of ``saga_sr_guidance(1.4, 1.2)`` as three forwards of
   batch b with explicit ``null_conditions`` (masks built once, outside the timing), then the weighted sum;
-* "batched (guided_velocity)": ``guidance.guided_velocity``, the sampler's path: the inputs repeated
-  three times, ONE forward of batch 3b with the three branches' null masks, the weighted sum;
+* "batched (GuidedVelocity)": ``guidance.GuidedVelocity``, the sampler's path: the conditioning repeated
+  three times and the null masks built once per run; per step x and t repeated, ONE forward of batch 3b,
+  the weighted sum;
 * "plain forward of batch 3b": one forward of a pre-built batch of 3b with nothing nulled, the cost floor
   of any batched guidance.
 
@@ -18,11 +19,10 @@ three separate forwards, batched <= 1.02 x the plain batch-3b forward (paired me
 compute-bound and its cost grows about linearly with the batch, so the 0.7 target needs a device where
 per-call overhead dominates (a GPU at small batch).
 
-With ``--decompose`` (default) two hypothetical variants, equal in output, locate the batched-vs-plain
-overhead: "[decomp.] conditioning repeated once per run" (the conditioning tensors, constant over a
-sampling run, repeated three times outside the step; only x and t are repeated per step) and "... and
-nulled once per run" (the three branches' null values also applied outside the step: what is left is
-repeating x and t and the weighted sum).
+With ``--decompose`` (default) two variants, equal in output, locate the batched-vs-plain overhead:
+"[decomp.] conditioning repeated once per run" (what GuidedVelocity does) and "... and nulled once per
+run" (a hypothetical variant that also applies the branches' null values outside the step: what is
+left is repeating x and t and the weighted sum).
 
     /work/venv/bin/python benchmarks/bench_guidance_step.py [--configs tiny small] [--batches 1 4]
         [--small-batches 1] [--device cpu|cuda] [--threads 1] [--repeats 30] [--small-repeats 7]
@@ -40,12 +40,12 @@ from _common import (backbone_only, default_device, environment, finish, interle
                      print_rows, random_conditioning, summarize)
 
 import saga_hsmad  # noqa: E402
-from saga_hsmad.inference.guidance import guided_velocity, saga_sr_guidance  # noqa: E402
+from saga_hsmad.inference.guidance import GuidedVelocity, saga_sr_guidance  # noqa: E402
 
 CONFIGS = {"tiny": "model_configs/saga_sr/tiny.json", "small": "model_configs/saga_sr/small.json"}
 TARGET_VS_SEPARATE, TARGET_VS_PLAIN = 0.7, 1.02
 S_A, S_T = 1.4, 1.2  # spec §5
-SEPARATE, BATCHED, PLAIN = "three separate forwards (3 x b)", "batched guided_velocity (3b)", "plain forward (3b)"
+SEPARATE, BATCHED, PLAIN = "three separate forwards (3 x b)", "batched GuidedVelocity (3b)", "plain forward (3b)"
 CACHED_REPEAT = "[decomp.] conditioning repeated once per run"
 CACHED_NULLED = "[decomp.] ... and nulled once per run"
 
@@ -68,9 +68,11 @@ def candidates(backbone, x: torch.Tensor, t: torch.Tensor, inputs: dict, decompo
             out = v if out is None else out + v
         return out
 
+    sampler_velocity = GuidedVelocity(backbone, inputs, guidance, conditions, x.shape[0], x.device)
+
     @torch.no_grad()
-    def batched():
-        return guided_velocity(backbone, x, t, inputs, guidance, conditions)
+    def batched():  # the sampler's path: conditioning repeated and null masks built once per run
+        return sampler_velocity(x, t)
 
     @torch.no_grad()
     def plain():
@@ -122,7 +124,7 @@ def run_case(name: str, batch: int, repeats: int, args, device: torch.device) ->
     max_diff = float((fns[BATCHED]() - fns[SEPARATE]()).abs().max())
     for variant in (CACHED_REPEAT, CACHED_NULLED):
         if variant in fns:
-            assert torch.allclose(fns[variant](), fns[BATCHED](), atol=1e-5), f"{variant} differs from guided_velocity"
+            assert torch.allclose(fns[variant](), fns[BATCHED](), atol=1e-5), f"{variant} differs from GuidedVelocity"
     scale = float(fns[SEPARATE]().abs().max())
     assert max_diff <= 1e-4 * max(scale, 1.0), f"batched and separate guidance differ by {max_diff}"
 

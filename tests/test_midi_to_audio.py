@@ -21,7 +21,7 @@ from saga_hsmad.inference.midi_to_audio import MODE, MidiToAudio, MidiToAudioOpt
 from saga_hsmad.symbolic.midi import Score, read_midi
 
 CONFIG = REPO / "model_configs" / "hsmad" / "tiny.json"
-SR, RATIO, WINDOW = 44100, 256, 128  # tiny: patch 256, T_H = 128 frames (0.743 s)
+SR, RATIO, WINDOW = 44100, 64, 512  # tiny: patch 64, T_H = 512 frames (0.743 s)
 
 
 def tiny_config() -> dict:

@@ -55,7 +55,7 @@ def test_wrong_types_and_missing_keys():
 
 def test_dimension_mismatches_between_parts():
     config = tiny()
-    config["model"]["io_channels"] = 64  # the patch pretransform encodes 2 x 256 = 512 channels
+    config["model"]["io_channels"] = 64  # the patch pretransform encodes 2 x 64 = 128 channels
     config["model"]["diffusion"]["config"]["cond_token_dim"] = 32  # conditioning is 64 wide
     config["model"]["diffusion"]["config"]["global_cond_dim"] = 128  # one 64-wide global condition
     config["model"]["diffusion"]["global_cond_ids"] = ["seconds_total", "missing_id"]

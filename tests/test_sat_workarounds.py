@@ -42,24 +42,22 @@ class StepHarness:
         pass
 
 
+def harnessed(base, config):
+    """``base`` (upstream's wrapper or ours) around a fresh model of ``config``, without EMA."""
+    cls = type(f"Harnessed{base.__name__}", (StepHarness, base), {})
+    model = saga_hsmad.create_model_from_config(config)
+    return cls(model, optimizer_configs=config["training"]["optimizer_configs"], use_ema=False,
+               mask_padding=True, timestep_sampler="logit_normal")
+
+
 def stock_wrapper(config):
     from stable_audio_tools.training.diffusion import DiffusionCondTrainingWrapper as Stock
 
-    class Harnessed(StepHarness, Stock):
-        pass
-
-    model = saga_hsmad.create_model_from_config(config)
-    return Harnessed(model, optimizer_configs=config["training"]["optimizer_configs"], use_ema=False,
-                     mask_padding=True, timestep_sampler="logit_normal")
+    return harnessed(Stock, config)
 
 
 def our_wrapper(config):
-    class Harnessed(StepHarness, DiffusionCondTrainingWrapper):
-        pass
-
-    model = saga_hsmad.create_model_from_config(config)
-    return Harnessed(model, optimizer_configs=config["training"]["optimizer_configs"], use_ema=False,
-                     mask_padding=True, timestep_sampler="logit_normal")
+    return harnessed(DiffusionCondTrainingWrapper, config)
 
 
 def test_bare_tensor_padding_mask_crashes_upstream_and_trains_here():

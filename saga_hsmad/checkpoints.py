@@ -50,8 +50,9 @@ def save_inference_checkpoint(path: str | os.PathLike, state_dict: dict, model_c
             {"state_dict": state_dict, "model_config": model_config, "ema": ema}, tmp))
 
 
-def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict | None, str]:
-    """(state_dict, model_config or None, kind) where kind is "training" or "inference"."""
+def read_checkpoint(path: str | os.PathLike, with_ema_flag: bool = False):
+    """(state_dict, model_config or None, kind) where kind is "training" or "inference"; with
+    ``with_ema_flag`` also whether an exported file records EMA weights (read in the same pass)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -62,7 +63,8 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict | None, str]:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
         config = json.loads(meta["model_config"]) if "model_config" in meta else None
-        return load_file(str(path)), config, "inference"
+        result = (load_file(str(path)), config, "inference")
+        return (*result, json.loads(meta.get("ema", "false"))) if with_ema_flag else result
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # a truncated or foreign file
@@ -71,18 +73,8 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict | None, str]:
         raise ValueError(f"checkpoint {path} has no 'state_dict'; is it a saga-hsmad or stable-audio-tools checkpoint?")
     state = ckpt["state_dict"]
     kind = "training" if any(k.startswith("diffusion.") for k in state) else "inference"
-    return state, ckpt.get("model_config"), kind
-
-
-def exported_with_ema(path: str | os.PathLike) -> bool:
-    """Whether an inference checkpoint was exported with EMA weights (its own record)."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(str(path), "pt") as f:
-            return json.loads((f.metadata() or {}).get("ema", "false"))
-    return bool(torch.load(path, map_location="cpu", weights_only=False).get("ema", False))
+    result = (state, ckpt.get("model_config"), kind)
+    return (*result, bool(ckpt.get("ema", False))) if with_ema_flag else result
 
 
 def model_state_dict(state: dict, kind: str, use_ema: bool = True) -> tuple[dict, bool]:
@@ -108,7 +100,7 @@ def load_model(path: str | os.PathLike, model_config: dict | None = None, use_em
     """
     from .factory import create_model_from_config
 
-    state, embedded, kind = read_checkpoint(path)
+    state, embedded, kind, exported_ema = read_checkpoint(path, with_ema_flag=True)
     config = model_config or embedded
     if config is None:
         raise ValueError(f"checkpoint {path} carries no model config; pass --model-config")
@@ -120,5 +112,5 @@ def load_model(path: str | os.PathLike, model_config: dict | None = None, use_em
     if missing or unexpected:
         raise ValueError(f"checkpoint {path} does not fit its model config: missing {missing[:8]}, "
                          f"unexpected {unexpected[:8]}")
-    info = {"kind": kind, "ema": used_ema if kind == "training" else exported_with_ema(path)}
+    info = {"kind": kind, "ema": used_ema if kind == "training" else exported_ema}
     return model.to(device).eval().requires_grad_(False), config, info

@@ -62,5 +62,6 @@ def create_dataloader_from_config(dataset_config: dict, batch_size: int, sample_
         drop_last = len(dataset) >= batch_size
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, collate_fn=collate,
-        persistent_workers=False,  # re-created each epoch, so workers see the dataset's new epoch pin_memory=torch.cuda.is_available(), drop_last=drop_last,
+        persistent_workers=False,  # re-created each epoch, so workers see the dataset's new epoch
+        pin_memory=torch.cuda.is_available(), drop_last=drop_last,
         worker_init_fn=_seed_worker, generator=generator, **loader_options)

@@ -89,3 +89,23 @@ def run_script(script: str, *args: str, env: dict | None = None, timeout: int = 
         raise AssertionError(f"{script} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n"
                              f"{proc.stderr[-6000:]}")
     return proc
+
+
+class StepHarness:
+    """Mixin giving a training wrapper just enough of a Trainer for ``training_step`` (no Trainer run);
+    it records what the step logs in ``logged``."""
+
+    logged: dict
+
+    @property
+    def trainer(self):
+        import torch
+
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.0)
+        return type("Trainer", (), {"optimizers": [optimizer]})()
+
+    def log(self, name, value, *args, **kwargs):
+        self.__dict__.setdefault("logged", {})[name] = value
+
+    def log_dict(self, values, *args, **kwargs):
+        self.__dict__.setdefault("logged", {}).update(values)

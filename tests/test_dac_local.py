@@ -8,7 +8,7 @@ import json
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, StepHarness
 
 import saga_hsmad.pretransforms.dac_local as dac_local  # registers "dac_local"
 from saga_hsmad.pretransforms.dac_local import DACLocalPretransform, save_tiny_dac
@@ -123,7 +123,7 @@ def test_tiny_hsmad_model_on_dac_latents_trains_and_decodes(weights, tmp_path):
     model = saga_hsmad.create_model_from_config(config)
     assert model.min_input_length == 512 * 16
     wrapper = saga_hsmad.create_training_wrapper_from_config(config, model)
-    from test_hsmad_training import StepHarness, corpus_batch, write_corpus
+    from test_hsmad_training import corpus_batch, write_corpus
 
     wrapper.__class__ = type("Harnessed", (StepHarness, type(wrapper)), {})
     batch = corpus_batch(config, model, write_corpus(tmp_path / "corpus", channels=1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import StepHarness
 
 import saga_hsmad.conditioners.rolloff  # noqa: F401  (registers "rolloff")
 from saga_hsmad.models.dit_concat import DiTConcat
@@ -175,21 +176,6 @@ def test_checkpointing_switch_reaches_sat_transformer(flag):
         model(**given)
     assert seen == [flag, False]  # never checkpoints without gradients
     assert model.length_multiple == 1 and make(patch_size=2).length_multiple == 2
-
-
-class StepHarness:
-    """Just enough of a Trainer for training_step's logging (the step itself is the wrapper's own)."""
-
-    @property
-    def trainer(self):
-        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.0)
-        return type("Trainer", (), {"optimizers": [optimizer]})()
-
-    def log(self, *args, **kwargs):
-        pass
-
-    def log_dict(self, *args, **kwargs):
-        pass
 
 
 # -- training / sampling condition parity (seed 000: roll-off missing in training) ------------------------------

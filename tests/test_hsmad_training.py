@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import REPO
+from conftest import REPO, StepHarness
 
 import saga_hsmad
 from saga_hsmad.conditioners.hierarchical_midi import RENDER_KEYS
@@ -25,23 +25,6 @@ SR = 44100
 
 
 # -- helpers shared with test_dac_local / test_midi_to_audio ------------------------------------------------
-class StepHarness:
-    """Just enough of a Trainer for training_step's logging; records what is logged."""
-
-    logged: dict
-
-    @property
-    def trainer(self):
-        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.0)
-        return type("Trainer", (), {"optimizers": [optimizer]})()
-
-    def log(self, name, value, *args, **kwargs):
-        self.__dict__.setdefault("logged", {})[name] = value
-
-    def log_dict(self, values, *args, **kwargs):
-        self.__dict__.setdefault("logged", {}).update(values)
-
-
 def write_midi(path: Path, notes: list[tuple[int, float, float, int]], bpm: float = 100.0) -> None:
     """A type-1 MIDI file with a tempo (not 120 bpm, so it counts as tempo information), 4/4 and ``notes``
     (pitch, start s, end s, velocity) on channel 0."""

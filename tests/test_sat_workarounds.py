@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import REPO, load_json
+from conftest import REPO, StepHarness, load_json
 
 import saga_hsmad
 from saga_hsmad.training.diffusion_cond import DiffusionCondTrainingWrapper
@@ -25,21 +25,6 @@ def batch(config, n=2, bare_masks=True):
         metadata.append({"prompt": f"clip {i}", "seconds_total": 1.0,
                          "padding_mask": mask if bare_masks else [mask]})
     return reals, metadata
-
-
-class StepHarness:
-    """Mixin giving a wrapper just enough of a Trainer for training_step's logging (no Trainer run)."""
-
-    @property
-    def trainer(self):
-        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.0)
-        return type("Trainer", (), {"optimizers": [optimizer]})()
-
-    def log_dict(self, *args, **kwargs):
-        pass
-
-    def log(self, *args, **kwargs):
-        pass
 
 
 def harnessed(base, config):

@@ -12,3 +12,33 @@ def test_drop_last_and_collation(noise_folder):
     assert len(loader) == 2
     audio, metadata = next(iter(loader))
     assert audio.shape == (3, 2, 4096) and isinstance(metadata[0]["padding_mask"], list)
+
+
+def test_repeat_makes_distinct_passes_of_the_same_draws(noise_folder):
+    import pytest
+    import torch
+
+    from saga_hsmad.config_check import validate_dataset_config
+    from saga_hsmad.data.loader import create_dataset_from_config
+
+    config = {"dataset_type": "audio_folder", "roots": str(noise_folder)}
+    common = dict(batch_size=2, sample_size=4096, sample_rate=44100, num_workers=0, seed=3)
+    plain = create_dataset_from_config(config, sample_size=4096, sample_rate=44100, audio_channels=2, seed=3)
+    n = len(plain)
+    repeated = create_dataloader_from_config({**config, "repeat": 3}, **common).dataset
+    assert len(repeated) == 3 * n
+    repeated.epoch = 2
+    starts = []
+    for j in range(3 * n):
+        plain.epoch = 2 * 3 + j // n  # item j of epoch 2 is item j mod n of the wrapped epoch 6 + j // n
+        expected_audio, expected = plain[j % n]
+        audio, metadata = repeated[j]
+        assert torch.equal(audio, expected_audio) and metadata["path"] == expected["path"]
+        starts.append((metadata["path"], metadata["seconds_start"]))
+    assert len(set(starts)) == 3 * n, "the passes must draw different windows"
+
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(ValueError, match="repeat"):
+            create_dataloader_from_config({**config, "repeat": bad}, **common)
+        assert [p.path for p in validate_dataset_config({**config, "repeat": bad})] == ["dataset.repeat"]
+    assert validate_dataset_config({**config, "repeat": 4}) == []

@@ -2,7 +2,7 @@
 
 stable-audio-tools' own loader factory knows a fixed list of dataset types and hard-codes
 ``persistent_workers=True`` (so ``num_workers=0`` raises); this one builds any registered type and
-passes loader options through. Items are ``(audio (c, n), metadata)``; the batch is
+passes loader options through. A dataset config may also set ``"repeat": k`` (see ``RepeatedDataset``). Items are ``(audio (c, n), metadata)``; the batch is
 ``(audio (b, c, n), [metadata, ...])`` with each padding mask wrapped in a one-element list, the form
 stable-audio-tools 0.0.19's training step indexes.
 """
@@ -27,6 +27,40 @@ def collate(items: tp.Sequence[tuple[torch.Tensor, dict]]) -> tuple[torch.Tensor
     return audio, metadata
 
 
+NON_CONSTRUCTOR_KEYS = ("dataset_type", "loader", "repeat")
+
+
+def check_repeat(dataset_config: dict, where: str = "dataset config") -> int:
+    """The config's ``repeat`` (default 1); anything but a positive integer is an error naming the key."""
+    repeat = dataset_config.get("repeat", 1)
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+        raise ValueError(f"{where}.repeat: must be a positive integer (passes over the data per epoch), "
+                         f"got {repeat!r}")
+    return repeat
+
+
+class RepeatedDataset(torch.utils.data.Dataset):
+    """``repeat`` passes over ``dataset`` per epoch, each pass with its own random windows.
+
+    Item ``j`` of epoch ``e`` is item ``j mod n`` of the wrapped dataset at its epoch ``e * repeat + j // n``,
+    so draws stay a function of (seed, epoch, index) and no two passes repeat a window. For a small corpus
+    this replaces many tiny epochs (each re-creating the loader workers) by a few long ones; with
+    ``repeat`` 1 the wrapper is not used at all.
+    """
+
+    def __init__(self, dataset: torch.utils.data.Dataset, repeat: int):
+        self.dataset, self.repeat, self.epoch = dataset, repeat, 0
+
+    def __len__(self) -> int:
+        return len(self.dataset) * self.repeat
+
+    def __getitem__(self, index: int):
+        n = len(self.dataset)
+        if hasattr(self.dataset, "epoch"):
+            self.dataset.epoch = self.epoch * self.repeat + index // n
+        return self.dataset[index % n]
+
+
 def create_dataset_from_config(dataset_config: dict, where: str = "dataset config", **context: tp.Any):
     """A registered dataset from ``{"dataset_type": ..., **constructor kwargs}`` plus loader context
     (``sample_size``, ``sample_rate``, ``audio_channels``, ``seed``), each passed if accepted."""
@@ -34,7 +68,7 @@ def create_dataset_from_config(dataset_config: dict, where: str = "dataset confi
 
     if "dataset_type" not in dataset_config:
         raise KeyError(f"{where}: 'dataset_type' is missing")
-    config = {k: v for k, v in dataset_config.items() if k not in ("dataset_type", "loader")}
+    config = {k: v for k, v in dataset_config.items() if k not in NON_CONSTRUCTOR_KEYS}
     cls = DATASETS.get(dataset_config["dataset_type"], f"{where}.dataset_type")
     return construct(cls, config, where, **context)
 
@@ -56,6 +90,9 @@ def create_dataloader_from_config(dataset_config: dict, batch_size: int, sample_
                                          downsampling_ratio=downsampling_ratio)
     if len(dataset) == 0:
         raise ValueError(f"{where}: the dataset is empty")
+    repeat = check_repeat(dataset_config, where)
+    if repeat > 1:
+        dataset = RepeatedDataset(dataset, repeat)
     loader_options = dataset_config.get("loader", {})
     generator = torch.Generator().manual_seed(seed)
     if drop_last is None:

@@ -11,6 +11,15 @@ needs to learn from (the instruments of TimGM6mb alone hardly reach that band). 
 rendered from the MIDI file written to disk, so the two agree exactly: the audio lasts as long as
 the MIDI file, to the nearest sample, and every note starts at its own sample.
 
+Tempo and dynamics. music21 writes only the MIDI default tempo (120 bpm) for a score without a
+metronome mark, which the MIDI reader (``saga_hsmad.symbolic.midi``) rightly reads as "no tempo
+information", and one velocity for every note of a score without dynamic marks. So such a piece
+gets a tempo drawn from the seed (70 to 150 quarter notes per minute, never 120; 30 % of them with a
+gentle ritardando or accelerando written as one ``set_tempo`` per quarter note), and every piece
+gets phrase dynamics (levels pp..ff per phrase of a few bars, terraced, ramped or swelling, with
+metric accents, part balance and jitter; velocities 30..120), which the drum track follows too.
+Both live in the MIDI file the audio is rendered from, so tempo and loudness agree with the audio.
+
 Layout under the root (default ``$SAGA_HSMAD_CACHE/demo_corpus`` or
 ``~/.cache/saga_hsmad/demo_corpus``)::
 
@@ -22,8 +31,9 @@ Layout under the root (default ``$SAGA_HSMAD_CACHE/demo_corpus`` or
 
 The build is deterministic given its parameters and resumable: files are written atomically (the
 per-piece JSON last, the manifest last of all), an interrupted build is completed, a finished
-build with the same parameters is reused, and a corpus built with other parameters is never
-overwritten unless asked.
+build with the same parameters is reused, one written by an older version of this builder (a lower
+``format_version``, same parameters otherwise) is rebuilt, and a corpus built with other parameters
+is never overwritten unless asked.
 
 Command line: ``python -m saga_hsmad.data.demo_corpus --help``.
 """
@@ -57,7 +67,8 @@ Split = Literal["train", "valid", "test"]
 
 SAMPLE_RATE = 44100
 SPLITS: tuple[Split, ...] = ("train", "valid", "test")
-FORMAT_VERSION = 1                        # bump whenever the files a build writes change, so caches are rebuilt
+FORMAT_VERSION = 2                        # bump whenever the files a build writes change, so caches are rebuilt
+                                         # (2: drawn tempi with gentle ritardandi/accelerandi, phrase dynamics)
 MANIFEST = "manifest.json"
 BUILD_PARAMS = ".build_params.json"     # written first; marks a (possibly partial) build
 MIN_NOTE_SECONDS = 0.010                 # shorter notes are dropped (FluidSynth hangs on zero-length notes)
@@ -181,6 +192,32 @@ DRUM_PATTERNS: dict[str, tuple[DrumVoice, ...]] = {
 DrumPattern = str                              # a key of DRUM_PATTERNS, worded for the caption
 DRUM_NOTE_SECONDS = 0.08
 DRUM_VELOCITY = {"kick": 90, "snare": 80}
+# Tempo. A score without a metronome mark of its own (music21 then writes only the MIDI default,
+# 120 quarter notes per minute, which saga_hsmad.symbolic.midi reads as "no tempo information") gets a
+# tempo drawn log-uniformly in TEMPO_RANGE_BPM (never exactly 120), and a share of those pieces a gentle
+# ritardando or accelerando: a geometric ramp by the ratio below, one set_tempo per quarter note, over
+# TEMPO_RAMP_SPAN of the quarter notes the cut holds at the drawn tempo. A score's own marks are kept.
+TEMPO_RANGE_BPM = (70.0, 150.0)
+TEMPO_CHANGE_PROB = 0.3
+TEMPO_CHANGES = {"ritardando": 0.85, "accelerando": 1.12}
+TEMPO_RAMP_SPAN = (0.55, 0.9)
+TempoChange = Literal["ritardando", "accelerando"]
+
+# Dynamics. Phrases of whole bars lasting about PHRASE_SECONDS each get a level (a random walk over
+# pp..ff that moves by one or two steps per phrase) and a shape: terraced (the level holds and steps
+# at the next phrase), a crescendo/diminuendo ramp into the next phrase's level, or a swell. On top:
+# metric accents, a per-part balance (the top part a little forward) and per-note jitter. A score
+# whose own dynamics music21 turned into varied velocities keeps them as the level.
+DYNAMIC_LEVELS = {"pp": 36, "p": 50, "mp": 64, "mf": 78, "f": 92, "ff": 106}
+PHRASE_SECONDS = (2.5, 6.0)
+PHRASE_SHAPES = {"terraced": 0.35, "ramp": 0.45, "swell": 0.2}
+SWELL_VELOCITY = 12
+ACCENTS = {"downbeat": 8, "mid-bar": 4, "beat": 2, "off-beat": -3}
+MELODY_VELOCITY = 3                      # the top part sits this much above the level
+PART_BALANCE = (-4, 2)                   # other parts: an offset drawn in this range (inclusive)
+VELOCITY_JITTER = 3.0                    # standard deviation, clipped at 2.5 sigma
+VELOCITY_RANGE = (30, 120)
+DRUM_DYNAMICS_GAIN = 0.6                 # drum velocity moves by this share of the level's distance from mf
 _NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
                  "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen")
 
@@ -312,10 +349,49 @@ class CutScore:
     parts: list[list[Note]]                       # notes of each part (parts with no note dropped)
     part_names: list[str]
     end_tick: int
+    tempo_change: TempoChange | None = None       # a drawn ramp that the piece reaches before its end
 
     @property
     def tempo_map(self) -> TempoMap:
         return TempoMap(self.ticks_per_beat, self.tempos)
+
+    def mean_bpm(self) -> float:
+        """Quarter notes per minute over the whole piece (the tempo the caption's pace describes)."""
+        return 60.0 * self.end_tick / self.ticks_per_beat / max(float(self.tempo_map.seconds(self.end_tick)), 1e-9)
+
+
+def plan_tempo(own: Sequence[tuple[int, int]], ticks_per_beat: int, seconds: float,
+               rng: np.random.Generator) -> tuple[list[tuple[int, int]], TempoChange | None]:
+    """The tempo map of a piece: ``(tick, microseconds per quarter)`` changes and the drawn ramp, if any.
+
+    ``own`` are the ``set_tempo`` events music21 wrote. If one of them is not the MIDI default
+    (500,000 us = 120 bpm) the score has a metronome mark of its own, and the map is kept as it is.
+    Otherwise a base tempo is drawn log-uniformly in ``TEMPO_RANGE_BPM`` (whole bpm, never 120, so the
+    file carries real tempo information), and with probability ``TEMPO_CHANGE_PROB`` a ritardando
+    (x 0.85) or accelerando (x 1.12): the tempo moves geometrically, one step per quarter note, from
+    quarter ``0.55 N`` to ``0.9 N`` (N = quarter notes in ``seconds`` at the base tempo) and then holds.
+    The map does not depend on where the piece is cut, so the cut can be taken through it.
+    """
+    own = sorted(set(own))
+    if any(us != 500_000 for _, us in own):
+        return own, None
+    lo, hi = TEMPO_RANGE_BPM
+    bpm = int(round(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
+    if bpm == 120:
+        bpm = 119 if rng.random() < 0.5 else 121
+    change: TempoChange | None = None
+    tempos = [(0, int(round(6e7 / bpm)))]
+    if rng.random() < TEMPO_CHANGE_PROB:
+        change = "ritardando" if rng.random() < 0.5 else "accelerando"
+        quarters = seconds * bpm / 60.0
+        q0, q1 = (int(round(f * quarters)) for f in TEMPO_RAMP_SPAN)
+        if q1 > q0 >= 1:
+            ratio = TEMPO_CHANGES[change]
+            for q in range(q0 + 1, q1 + 1):
+                tempos.append((q * ticks_per_beat, int(round(6e7 / (bpm * ratio ** ((q - q0) / (q1 - q0)))))))
+        else:
+            change = None
+    return tempos, change
 
 
 def _pair_notes(events: Iterable[tuple[int, int, int, int]]) -> list[Note]:
@@ -410,9 +486,10 @@ def _with_pickup_signature(sigs: list[tuple[int, int, int]], bars: list[tuple[in
 
 def _measures_for(score: Any, seconds: float) -> int:
     """Number of bars of the first part that surely cover ``seconds`` (tempo marks of the first
-    part, 120 quarter notes per minute before the first; half as much again plus two bars spare)."""
+    part, the fastest tempo :func:`plan_tempo` may draw before the first; half as much again plus
+    two bars spare)."""
     from music21 import stream, tempo
-    qpm, total = 120.0, 0.0
+    qpm, total = TEMPO_RANGE_BPM[1] * max(TEMPO_CHANGES.values()), 0.0
     for i, m in enumerate(score.parts[0].getElementsByClass(stream.Measure)):
         for mark in m.getElementsByClass(tempo.MetronomeMark):
             bpm = mark.getQuarterBPM()
@@ -438,12 +515,25 @@ def _strip_repeats(score: Any) -> None:
         sp.activeSite.remove(sp)
 
 
-def extract_score(candidate: Candidate, seconds: float) -> CutScore:
+def _tempo_events(mf: Any) -> list[tuple[int, int]]:
+    """``(tick, microseconds per quarter)`` of every ``set_tempo`` event of a mido file."""
+    out = []
+    for track in mf.tracks:
+        tick = 0
+        for msg in track:
+            tick += msg.time
+            if msg.type == "set_tempo":
+                out.append((tick, msg.tempo))
+    return out
+
+
+def extract_score(candidate: Candidate, seconds: float, seed: int = 0) -> CutScore:
     """Parse a work with music21, export its opening bars to MIDI and keep the first ``seconds`` seconds.
 
-    The cut is taken at the score's own tempo (music21's default, 120 quarter notes per minute,
-    when the score has none). Repeats are not taken: the bars play as written, once. Notes that
-    sound at the cut end there; notes under 10 ms are dropped.
+    The cut is taken through the piece's tempo map from :func:`plan_tempo`: the score's own
+    metronome marks, or (for a score without one) a tempo drawn from ``seed`` and the work, with
+    an occasional gentle ritardando or accelerando. Repeats are not taken: the bars play as
+    written, once. Notes that sound at the cut end there; notes under 10 ms are dropped.
     A piece shorter than the cut ends one second (release tail) after its last note.
 
     Raises:
@@ -464,20 +554,21 @@ def extract_score(candidate: Candidate, seconds: float) -> CutScore:
         excerpt = score.measures(0, take, indicesNotNumbers=True) if take < measures else score
         _strip_repeats(excerpt)
         mf = mido.MidiFile(file=io.BytesIO(m21midi.translate.streamToMidiFile(excerpt).writestr()))
-        if take >= measures or mf.length >= seconds:
+        tpq = mf.ticks_per_beat
+        tempos, tempo_change = plan_tempo(_tempo_events(mf), tpq, seconds,
+                                          piece_rng(seed, candidate.stem, "tempo"))
+        last_tick = max(sum(msg.time for msg in track) for track in mf.tracks)
+        if take >= measures or float(TempoMap(tpq, tempos).seconds(last_tick)) >= seconds:
             break
         take *= 2
     score = excerpt
-    tpq = mf.ticks_per_beat
 
-    tempos, sigs, keys, tracks, names = [], [], [], [], []
+    sigs, keys, tracks, names = [], [], [], []
     for track in mf.tracks:
         tick, events, name = 0, [], None
         for msg in track:
             tick += msg.time
-            if msg.type == "set_tempo":
-                tempos.append((tick, msg.tempo))
-            elif msg.type == "time_signature":
+            if msg.type == "time_signature":
                 sigs.append((tick, msg.numerator, msg.denominator))
             elif msg.type == "key_signature":
                 keys.append((tick, msg.key))
@@ -513,9 +604,13 @@ def extract_score(candidate: Candidate, seconds: float) -> CutScore:
     def before_end(xs: list) -> list:
         return [x for x in sorted(set(xs)) if x[0] < end_tick]
 
-    return CutScore(candidate=candidate, ticks_per_beat=tpq, tempos=before_end(tempos) or [(0, 500_000)],
+    tempos = before_end(tempos) or [(0, 500_000)]
+    if tempo_change is not None and abs(math.log(tempos[-1][1] / tempos[0][1])) < math.log(1.03):
+        tempo_change = None                     # the piece ends before its ramp gets anywhere
+    return CutScore(candidate=candidate, ticks_per_beat=tpq, tempos=tempos,
                     time_signatures=before_end(sigs), key_signatures=before_end(keys),
-                    bars=bars, parts=parts, part_names=part_names, end_tick=end_tick)
+                    bars=bars, parts=parts, part_names=part_names, end_tick=end_tick,
+                    tempo_change=tempo_change)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -546,12 +641,132 @@ def choose_instruments(parts: Sequence[Sequence[Note]], rng: np.random.Generator
     return chosen
 
 
-def drum_track(score: CutScore, rng: np.random.Generator) -> tuple[DrumPattern, list[Note]]:
+@dataclasses.dataclass(frozen=True)
+class Dynamics:
+    """The dynamics of a piece: a level in velocity units, piecewise linear over ticks.
+
+    ``phrases`` holds ``(start tick, level name, shape)`` per phrase (empty when the level comes
+    from the score's own dynamics); ``ticks``/``values`` are the envelope's corners.
+    """
+    ticks: np.ndarray
+    values: np.ndarray
+    phrases: tuple[tuple[int, str, str], ...] = ()
+
+    def level(self, ticks: float | np.ndarray) -> np.ndarray:
+        """Velocity level at ticks (held flat before the first and after the last corner)."""
+        return np.interp(np.asarray(ticks, dtype=np.float64), self.ticks, self.values)
+
+
+def _score_bars(score: CutScore) -> list[tuple[int, int, int]]:
+    """The score's bars, or 4/4 bars from tick 0 when it has none."""
+    return score.bars or [(t, 4 * score.ticks_per_beat, 4) for t in range(0, max(score.end_tick, 1),
+                                                                           4 * score.ticks_per_beat)]
+
+
+def plan_dynamics(score: CutScore, rng: np.random.Generator) -> Dynamics:
+    """Phrase dynamics of a piece (see ``DYNAMIC_LEVELS`` and the notes above it).
+
+    Phrases are runs of whole bars lasting at least a duration drawn in ``PHRASE_SECONDS`` (a pickup
+    joins the first phrase). The first level is drawn from p..f, each next one moves one or two
+    steps (reflected at pp and ff). A phrase is terraced (flat, stepping at the next phrase), a ramp
+    (crescendo or diminuendo into the next level) or a swell (up ``SWELL_VELOCITY`` mid-phrase and back).
+    If the score's notes already carry varied velocities (music21 turns the score's dynamic marks into
+    velocities) the level follows them instead: the mean velocity of the notes starting in each bar.
+    """
+    tm = score.tempo_map
+    bars = [b for b in _score_bars(score) if b[0] < score.end_tick]
+    own = np.asarray([(n[0], n[3]) for part in score.parts for n in part], dtype=np.float64)
+    if len(np.unique(own[:, 1])) > 1:
+        ticks, values = [], []
+        for start, length, _ in bars:
+            inside = (own[:, 0] >= start) & (own[:, 0] < start + length)
+            if inside.any():
+                ticks.append(float(start))
+                values.append(float(own[inside, 1].mean()))
+        if not ticks:
+            ticks, values = [0.0], [float(own[:, 1].mean())]
+        return Dynamics(np.asarray(ticks), np.asarray(values))
+    starts: list[int] = []
+    begin = 0
+    while begin < len(bars):
+        target, end = rng.uniform(*PHRASE_SECONDS), begin
+        start_s = float(tm.seconds(max(bars[begin][0], 0)))
+        while end < len(bars) and (end == begin or float(tm.seconds(max(bars[end][0], 0))) - start_s < target):
+            end += 1
+        starts.append(bars[begin][0])
+        begin = end
+    names = list(DYNAMIC_LEVELS)
+    idx = [int(rng.integers(1, 5))]
+    for _ in starts:                       # one more level than phrases: where the last one heads
+        step = int(rng.choice([-2, -1, 1, 2]))
+        nxt = idx[-1] + step
+        idx.append(nxt if 0 <= nxt < len(names) else idx[-1] - step)
+    shape_names, shape_p = list(PHRASE_SHAPES), np.asarray(list(PHRASE_SHAPES.values()))
+    bounds = starts + [score.end_tick]
+    ticks, values, phrases = [], [], []
+    for i, start in enumerate(starts):
+        stop = bounds[i + 1]
+        here, there = DYNAMIC_LEVELS[names[idx[i]]], DYNAMIC_LEVELS[names[idx[i + 1]]]
+        shape = shape_names[int(rng.choice(len(shape_names), p=shape_p))]
+        phrases.append((int(start), names[idx[i]], shape))
+        ticks.append(float(start))
+        values.append(float(here))
+        if shape == "swell":
+            ticks.append((start + stop) / 2.0)
+            values.append(float(here + SWELL_VELOCITY))
+        last = float(stop) if shape == "ramp" else float(stop) - 1.0
+        ticks.append(last)
+        values.append(float(there if shape == "ramp" else here))
+    ticks_arr, values_arr = np.asarray(ticks), np.asarray(values)
+    keep = np.concatenate([np.diff(ticks_arr) > 0, [True]])   # a ramp's end is the next phrase's start
+    return Dynamics(ticks_arr[keep], values_arr[keep], tuple(phrases))
+
+
+def metric_accents(score: CutScore, ticks: np.ndarray) -> np.ndarray:
+    """Velocity offset of a note starting at each tick (``ACCENTS``): downbeat, the middle of a
+    four- or six-beat bar, another beat, or between beats. Ticks outside the bars get none."""
+    bars = np.asarray(_score_bars(score), dtype=np.float64)
+    ticks = np.asarray(ticks, dtype=np.float64)
+    i = np.clip(np.searchsorted(bars[:, 0], ticks, side="right") - 1, 0, len(bars) - 1)
+    start, length, beats = bars[i, 0], bars[i, 1], bars[i, 2]
+    pos = (ticks - start) / (length / beats)                   # position in beats
+    on_beat = np.abs(pos - np.round(pos)) * (length / beats) < 0.5
+    beat = np.round(pos)
+    out = np.where(on_beat, ACCENTS["beat"], ACCENTS["off-beat"]).astype(np.float64)
+    out[on_beat & (beat == beats / 2) & np.isin(beats, (4, 6))] = ACCENTS["mid-bar"]
+    out[on_beat & (beat % beats == 0)] = ACCENTS["downbeat"]
+    out[(ticks < start) | (ticks >= start + length)] = 0.0
+    return out
+
+
+def apply_dynamics(score: CutScore, dynamics: Dynamics, rng: np.random.Generator) -> list[list[Note]]:
+    """The score's parts with new velocities: level + metric accent + part balance + jitter, rounded
+    and clipped to ``VELOCITY_RANGE``. A score with its own dynamics keeps each note's velocity as
+    its level."""
+    means = [float(np.mean([n[2] for n in part])) for part in score.parts]
+    top = int(np.argmax(means))
+    own = len({n[3] for part in score.parts for n in part}) > 1
+    out = []
+    for k, part in enumerate(score.parts):
+        arr = np.asarray(part, dtype=np.int64)
+        balance = MELODY_VELOCITY if k == top and len(score.parts) > 1 else \
+            (0 if len(score.parts) == 1 else int(rng.integers(PART_BALANCE[0], PART_BALANCE[1] + 1)))
+        level = arr[:, 3].astype(np.float64) if own else dynamics.level(arr[:, 0])
+        jitter = np.clip(rng.normal(0.0, VELOCITY_JITTER, len(arr)), -2.5 * VELOCITY_JITTER, 2.5 * VELOCITY_JITTER)
+        vel = np.clip(np.round(level + metric_accents(score, arr[:, 0]) + balance + jitter), *VELOCITY_RANGE)
+        out.append([(int(s), int(e), int(p), int(v)) for (s, e, p, _), v in zip(arr, vel.astype(np.int64))])
+    return out
+
+
+def drum_track(score: CutScore, rng: np.random.Generator,
+               dynamics: Dynamics | None = None) -> tuple[DrumPattern, list[Note]]:
     """A drum part on the score's bar and beat grid.
 
     Kick on the downbeat (and mid-bar in four-beat bars), snare on the back beats, and the
     pattern's high voices: each subdivides every beat into equal steps of about its step length in
-    seconds (so the grid follows the tempo), accented on the beat.
+    seconds (so the grid follows the tempo), accented on the beat. With ``dynamics`` every hit
+    moves by ``DRUM_DYNAMICS_GAIN`` times the level's distance from mf, so the kit follows the
+    phrase dynamics and keeps its accents.
     """
     names = list(DRUM_PATTERNS)
     pattern = names[rng.integers(len(names))]
@@ -584,6 +799,9 @@ def drum_track(score: CutScore, rng: np.random.Generator) -> tuple[DrumPattern, 
             continue
         stop = min(end, int(round(float(tm.tick(float(tm.seconds(start)) + DRUM_NOTE_SECONDS)))))
         if float(tm.seconds(stop) - tm.seconds(start)) >= MIN_NOTE_SECONDS:
+            if dynamics is not None:
+                shift = DRUM_DYNAMICS_GAIN * (float(dynamics.level(start)) - DYNAMIC_LEVELS["mf"])
+                vel = int(np.clip(round(vel + shift), 20, 127))
             notes.append((start, stop, key, vel))
     return pattern, sorted(set(notes))
 
@@ -593,9 +811,12 @@ def _join(words: Sequence[str]) -> str:
 
 
 def describe(instruments: Sequence[Instrument], has_drums: bool, bpm: float,
-             pattern: str | None = None) -> tuple[str, str]:
+             pattern: str | None = None, tempo_change: TempoChange | None = None) -> tuple[str, str]:
     """``(style, caption)`` of a piece, e.g. ``("violin, viola and cello with drums",
-    "Two violins, a viola and a cello play a lively four-part piece over a drum kit with eighth hats.")``.
+    "Two violins, a viola and a cello play a lively four-part piece over drums with a shaker.")``.
+
+    The pace word comes from ``bpm`` (quarter notes per minute, the piece's mean): slow below 80,
+    moderate below 110, lively above; a drawn ritardando or accelerando is named at the end.
     """
     order = list(dict.fromkeys(ins.name for ins in instruments))
     style = _join(order) + (" with drums" if has_drums else "")
@@ -621,6 +842,8 @@ def describe(instruments: Sequence[Instrument], has_drums: bool, bpm: float,
     caption = f"{subject} {verb} a {pace} {parts}piece"
     if has_drums:
         caption += f" over drums with {pattern or 'a steady beat'}"
+    if tempo_change is not None:
+        caption += ", gradually slowing down" if tempo_change == "ritardando" else ", gradually speeding up"
     return style, caption + "."
 
 
@@ -1013,15 +1236,16 @@ def render_piece(score: CutScore, split: Split, has_drums: bool, root: str, para
     folder = Path(root) / split
     instruments = choose_instruments(score.parts, piece_rng(seed, stem, "instruments"))
     pans = _pans(len(instruments), piece_rng(seed, stem, "pan"))
-    pattern, drums = drum_track(score, piece_rng(seed, stem, "drums")) if has_drums else (None, [])
+    dynamics = plan_dynamics(score, piece_rng(seed, stem, "dynamics"))
+    score = dataclasses.replace(score, parts=apply_dynamics(score, dynamics, piece_rng(seed, stem, "velocity")))
+    pattern, drums = drum_track(score, piece_rng(seed, stem, "drums"), dynamics) if has_drums else (None, [])
     mid_path = folder / f"{stem}.mid"
     write_midi(mid_path, score, instruments, drums, pans)
     audio = render_midi(mid_path, renderer=params["renderer"], soundfont=soundfont,
                         sample_rate=params["sample_rate"], max_seconds=params["seconds"] + END_TAIL_SECONDS)
     audio = finish_audio(audio, params["sample_rate"])
     _atomic_write_wav(folder / f"{stem}.wav", audio, params["sample_rate"])
-    bpm = 6e7 / score.tempos[0][1]
-    style, caption = describe(instruments, bool(drums), bpm, pattern)
+    style, caption = describe(instruments, bool(drums), score.mean_bpm(), pattern, score.tempo_change)
     meta = {"style": style, "caption": caption, "programs": [ins.program for ins in instruments],
             "has_drums": bool(drums), "source": score.candidate.source,
             "seconds": round(len(audio) / params["sample_rate"], 6)}
@@ -1029,9 +1253,9 @@ def render_piece(score: CutScore, split: Split, has_drums: bool, root: str, para
     return stem
 
 
-def _extract_job(candidate: Candidate, seconds: float) -> tuple[CutScore | None, str | None]:
+def _extract_job(candidate: Candidate, seconds: float, seed: int) -> tuple[CutScore | None, str | None]:
     try:
-        return extract_score(candidate, seconds), None
+        return extract_score(candidate, seconds, seed), None
     except Exception as e:   # a work music21 cannot parse or that has nothing to play is skipped
         return None, f"{type(e).__name__}: {e}"
 
@@ -1048,7 +1272,8 @@ def _done_stems(root: Path) -> dict[str, Split]:
 
 
 def _check_existing(root: Path, params: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
-    """Return the manifest of a finished identical corpus, clear a different one if allowed, else raise."""
+    """Return the manifest of a finished identical corpus; clear a different one if allowed, or one
+    with the same parameters written in an older format (``format_version``); else raise."""
     manifest_path, marker = root / MANIFEST, root / BUILD_PARAMS
     existing = None
     if manifest_path.is_file():
@@ -1063,6 +1288,10 @@ def _check_existing(root: Path, params: dict[str, Any], overwrite: bool) -> dict
         return None
     if found == params:
         return existing
+    if _older_format(found, params):
+        log.warning("rebuilding the demo corpus in %s: it was written in format %s, this code writes format %s",
+                    root, found.get("format_version"), params["format_version"])
+        overwrite = True
     if not overwrite:
         raise CorpusMismatchError(
             f"{root} holds a demo corpus built with other parameters:\n  found    {json.dumps(found)}\n"
@@ -1076,8 +1305,19 @@ def _check_existing(root: Path, params: dict[str, Any], overwrite: bool) -> dict
     return None
 
 
-def _select(root: Path, order: Iterator[Candidate], n: int, seconds: float, pool: cf.Executor | None,
-            window: int) -> tuple[list[tuple[Candidate, CutScore | None]], list[dict[str, str]]]:
+def _older_format(found: Any, params: dict[str, Any]) -> bool:
+    """True if ``found`` are the same build parameters written by an older version of this builder
+    (a stale cache, replaced without asking: nobody chose the old format)."""
+    if not isinstance(found, dict):
+        return False
+    version = found.get("format_version")
+    same = {k: v for k, v in found.items() if k != "format_version"} == \
+        {k: v for k, v in params.items() if k != "format_version"}
+    return same and isinstance(version, int) and version < params["format_version"]
+
+
+def _select(root: Path, order: Iterator[Candidate], n: int, seconds: float, seed: int,
+            pool: cf.Executor | None, window: int) -> tuple[list[tuple[Candidate, CutScore | None]], list[dict[str, str]]]:
     """Walk the candidate order and keep the first ``n`` works that parse and have notes.
 
     Works already written (a resumed build) are taken as they are, without parsing. Parsing runs
@@ -1097,9 +1337,9 @@ def _select(root: Path, order: Iterator[Candidate], n: int, seconds: float, pool
             elif cand.stem in done:
                 pending.append((cand, None))
             elif pool is None:
-                pending.append((cand, _extract_job(cand, seconds)))
+                pending.append((cand, _extract_job(cand, seconds, seed)))
             else:
-                pending.append((cand, pool.submit(_extract_job, cand, seconds)))
+                pending.append((cand, pool.submit(_extract_job, cand, seconds, seed)))
         if not pending:
             break
         cand, job = pending.popleft()
@@ -1133,7 +1373,7 @@ def build_demo_corpus(out: str | Path | None = None, *, num_pieces: int = DEFAUL
         out: root directory; default :func:`default_cache_dir`.
         num_pieces: number of works.
         seconds: maximum length of each piece (the start of the work, at its tempo).
-        seed: drives the choice of works, instruments, pans, drums and splits.
+        seed: drives the choice of works, tempi, dynamics, instruments, pans, drums and splits.
         renderer: ``tinysoundfont`` (default) or ``fluidsynth`` (needs the Debian binary).
         soundfont: .sf2 file; default TimGM6mb.sf2 from pretty_midi (tinysoundfont) or
             /usr/share/sounds/sf2/FluidR3_GM.sf2 (fluidsynth).
@@ -1171,7 +1411,7 @@ def build_demo_corpus(out: str | Path | None = None, *, num_pieces: int = DEFAUL
             if workers > 1 else None)
     try:
         order = iter(candidate_order(list_candidates(), seed))
-        chosen, skipped = _select(root, order, num_pieces, seconds, pool, window=2 * workers if pool else 1)
+        chosen, skipped = _select(root, order, num_pieces, seconds, seed, pool, window=2 * workers if pool else 1)
         splits = assign_splits(num_pieces, seed)
         drums = assign_drums(splits, drum_fraction, seed)
         done = _done_stems(root)
@@ -1209,15 +1449,25 @@ def _manifest(root: Path, params: dict[str, Any], chosen: Sequence[tuple[Candida
               build_seconds: float) -> dict[str, Any]:
     import soundfile as sf
     import music21
+    from ..symbolic.midi import read_midi
     pieces, lists = {}, {s: [] for s in SPLITS}
     for (cand, _), split, has_drums in zip(chosen, splits, drums):
         meta = json.loads((root / split / f"{cand.stem}.json").read_text())
         audio, sr = sf.read(str(root / split / f"{cand.stem}.wav"), dtype="float32", always_2d=True)
+        midi = read_midi(root / split / f"{cand.stem}.mid")
+        pitched = midi.notes.velocity[~midi.notes.is_drum]
+        seg = np.diff(np.append(midi.tempo_times, midi.end_time))
         lists[split].append(cand.stem)
         pieces[cand.stem] = {"split": split, "source": meta["source"], "has_drums": meta["has_drums"],
                              "programs": meta["programs"], "seconds": meta["seconds"],
                              "high_band_db": round(high_band_db(audio, sr), 2),
-                             "rolloff_hz": round(rolloff_hz(audio, sr), 1)}
+                             "rolloff_hz": round(rolloff_hz(audio, sr), 1),
+                             "has_tempo_info": bool(midi.has_tempo_info),
+                             "bpm": {"first": round(float(midi.tempo_bpm[0]), 2),
+                                     "last": round(float(midi.tempo_bpm[-1]), 2),
+                                     "mean": round(float(np.sum(seg * midi.tempo_bpm) / max(seg.sum(), 1e-9)), 2)},
+                             "velocity": {"mean": round(float(pitched.mean()), 2), "std": round(float(pitched.std()), 2),
+                                          "min": int(pitched.min()), "max": int(pitched.max())}}
     with_high = [p["high_band_db"] > HIGH_BAND_THRESHOLD_DB for p in pieces.values()]
     return {"params": params,
             "layout": "<split>/<stem>.{wav,mid,json}",
@@ -1226,6 +1476,7 @@ def _manifest(root: Path, params: dict[str, Any], chosen: Sequence[tuple[Candida
                        "with_drums": sum(p["has_drums"] for p in pieces.values())},
             "high_band": {"cutoff_hz": HIGH_BAND_HZ, "threshold_db": HIGH_BAND_THRESHOLD_DB,
                           "count": int(sum(with_high)), "fraction": float(np.mean(with_high))},
+            "with_tempo_info": sum(p["has_tempo_info"] for p in pieces.values()),
             "pieces": pieces,
             "skipped": skipped,
             "versions": {"music21": music21.__version__},

@@ -79,10 +79,16 @@ class GuidedVelocity:
 
     ``inputs`` are the routed conditioning tensors (``cross_attn_cond`` ...), ``conditions`` the names the
     backbone understands in ``null_conditions``.
+
+    Conditioning cache (``cache_conditioning``, default on): a backbone with a method
+    ``precompute_conditioning(inputs, null_conditions) -> dict`` (HS-MAD's ``MRCIUNet``: its symbolic encoder)
+    is asked once, here, for the work that depends only on the conditioning; the returned kwargs go to every
+    step's forward. The cache lives in this object, i.e. for one sampling run. Backbones without the method
+    (SAGA-SR's DiT) are called exactly as before.
     """
 
     def __init__(self, backbone: torch.nn.Module, inputs: dict, guidance: Guidance, conditions: tp.Iterable[str],
-                 batch_size: int, device: torch.device, **kwargs):
+                 batch_size: int, device: torch.device, cache_conditioning: bool = True, **kwargs):
         self.backbone, self.guidance, self.kwargs = backbone, guidance, kwargs
         self.k, self.b = len(guidance.branches), batch_size
         self.plain = self.k == 1 and not guidance.branches[0]
@@ -92,6 +98,9 @@ class GuidedVelocity:
             self.inputs = _repeat(inputs, self.k)
             self.nulls = guidance.null_masks(tuple(conditions), batch_size, device)
         self.weights = torch.tensor(guidance.weights, device=device)
+        precompute = getattr(backbone, "precompute_conditioning", None) if cache_conditioning else None
+        if precompute is not None:
+            self.kwargs = {**kwargs, **precompute(self.inputs, self.nulls)}
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if x.shape[0] != self.b:
@@ -106,6 +115,7 @@ class GuidedVelocity:
 
 def guided_velocity(backbone: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, inputs: dict,
                     guidance: Guidance, conditions: tp.Iterable[str], **kwargs) -> torch.Tensor:
-    """The guided velocity for x (b, c, n) at times t (b,), from ONE forward over K·b items (one-off use;
-    samplers build a ``GuidedVelocity`` once per run)."""
-    return GuidedVelocity(backbone, inputs, guidance, conditions, x.shape[0], x.device, **kwargs)(x, t)
+    """The guided velocity for x (b, c, n) at times t (b,), from ONE forward over K·b items (one-off use, so
+    nothing is cached; samplers build a ``GuidedVelocity`` once per run)."""
+    return GuidedVelocity(backbone, inputs, guidance, conditions, x.shape[0], x.device, cache_conditioning=False,
+                          **kwargs)(x, t)

@@ -38,11 +38,18 @@ Conditions for guidance (``condition_names``): "structure" (all symbol features 
 tokens with an all-valid mask; the pooled vector → a learned null vector in "global" mode) and "style"
 (the style embedding → a learned null vector; also used when no ``global_cond`` is routed).
 
+Sampling cache: the encoder's output (with the structure nulls applied) depends on the conditioning only, never
+on x_t or t. A sampler computes it once per run with ``precompute_conditioning`` (``guidance.GuidedVelocity``
+does) and passes the returned ``symbol_contexts`` to every step's forward, which then skips the encoder; the
+result is the same as recomputing it (the cache holds exactly what the forward would compute). Training
+never passes it: the encoder runs in every training forward, with gradients and auxiliary losses.
+
 Legend: b batch, c latent channels, n = T_H latent frames, w_l level widths, d_l encoder widths,
 e conditioning width (``cond_dim``), s style width.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import typing as tp
 
@@ -66,6 +73,25 @@ DEFAULT_TCA_LEVELS = {"hierarchical": ["high", "middle", "bottleneck"], "flat": 
 DEFAULT_SCM_LEVELS = {"hierarchical": ["high", "middle"], "flat": [], "global": []}
 DEFAULT_COND_DROPOUT = {"structure": 0.1, "style": 0.1}
 Context = tp.Tuple[tp.Optional[torch.Tensor], tp.Optional[torch.Tensor]]  # (features (b, T_l, d_l), mask (b, T_l))
+
+
+@dataclasses.dataclass(frozen=True)
+class SymbolContexts:
+    """What the U-Net reads from the symbolic encoder for one batch: per U-Net level the (features, mask) of
+    TCA/SCM, (None, None) where nothing is read, and the pooled vector (b, d_global) of "global" mode, all with
+    the structure nulls applied.
+
+    They depend on the structure input and its null mask only, so a sampler computes them once per run
+    (``MRCIUNet.precompute_conditioning``) and passes them to every step (``forward(symbol_contexts=...)``).
+    ``structure`` and ``structure_nulls`` are the inputs they were computed from (the packed structure
+    (b, C, n) or None; the ``null_conditions["structure"]`` tensor given, or None); the forward checks that
+    it is called with the same ones."""
+
+    contexts: dict[str, Context]
+    pooled: torch.Tensor | None
+    nulled: torch.Tensor                      # (b,) bool: the resolved structure null mask
+    structure: torch.Tensor | None = None
+    structure_nulls: torch.Tensor | None = None
 
 
 class ResBlock1D(nn.Module):
@@ -389,7 +415,7 @@ class MRCIUNet(ConditionedDiffusionModel):
         return self.encoder(srm, enc_mask), labels
 
     def _symbol_contexts(self, structure: torch.Tensor | None, b: int, n: int,
-                         nulled: torch.Tensor) -> tuple[dict[str, Context], torch.Tensor | None]:
+                         nulled: torch.Tensor) -> SymbolContexts:
         """Per U-Net level (features, mask) for TCA/SCM, and the pooled vector ("global" mode), with the
         structure null applied; fills ``self.aux_losses``."""
         lengths = {"high": n, "middle": n // self.factors[0], "bottleneck": n // self.length_multiple}
@@ -399,7 +425,7 @@ class MRCIUNet(ConditionedDiffusionModel):
                 null = self.null_symbols[SYMBOL_LEVEL[level]]
                 contexts[level] = (null.expand(b, lengths[level], -1), None)
             pooled = self.null_symbols["pooled"].expand(b, -1) if self.symbol_mode == "global" else None
-            return contexts, pooled
+            return SymbolContexts(contexts, pooled, nulled)
 
         levels, labels = self.encode_symbols(structure)
         if labels is not None and len(self.encoder.aux_heads) > 0:
@@ -407,7 +433,7 @@ class MRCIUNet(ConditionedDiffusionModel):
         all_valid = bool(levels.masks[self.encoder.level_names[0]].all())
         if self.symbol_mode == "global":
             pooled = masked_mean(levels.features["global"], levels.masks["global"])
-            return contexts, with_null(pooled, nulled, self.null_symbols["pooled"])
+            return SymbolContexts(contexts, with_null(pooled, nulled, self.null_symbols["pooled"]), nulled)
         for level in self.context_levels:
             name = SYMBOL_LEVEL[level]
             features = with_null(levels.features[name], nulled, self.null_symbols[name])
@@ -415,7 +441,48 @@ class MRCIUNet(ConditionedDiffusionModel):
             assert features.shape[1] == lengths[level], \
                 f"{name} features have {features.shape[1]} frames, the U-Net's {level} level {lengths[level]}"
             contexts[level] = (features, mask)
-        return contexts, None
+        return SymbolContexts(contexts, None, nulled)
+
+    def precompute_conditioning(self, inputs: tp.Mapping[str, tp.Any],
+                                null_conditions: NullMask | None = None) -> dict[str, SymbolContexts]:
+        """The forward kwargs that hold the work depending only on the conditioning, for one sampling run:
+        ``{"symbol_contexts": SymbolContexts}``, the encoder's output for ``inputs["input_concat_cond"]`` with the
+        structure nulls of ``null_conditions`` applied (module docstring, "Sampling cache").
+
+        ``inputs`` and ``null_conditions`` are those of the steps' forwards (for guidance: already repeated over
+        the branches); pass the result to every step together with them. Not for training: a training forward
+        must run the encoder itself (gradients, auxiliary losses, fresh condition dropout)."""
+        structure = inputs.get("input_concat_cond")
+        if structure is None:
+            return {}  # no structure routed: the forward uses the null tokens, there is no encoder work to save
+        b, _, n = structure.shape
+        self._check_length(n)
+        nulled = self.null_mask(b, structure.device, 0.0, null_conditions)["structure"]
+        symbols = self._symbol_contexts(structure, b, n, nulled)
+        self.aux_losses = {}  # sampling: no auxiliary losses
+        given = None if null_conditions is None else null_conditions.get("structure")
+        return {"symbol_contexts": dataclasses.replace(symbols, structure=structure, structure_nulls=given)}
+
+    def _check_symbol_contexts(self, symbols: SymbolContexts, structure: torch.Tensor | None,
+                               null_conditions: NullMask | None, nulled: torch.Tensor, b: int,
+                               cfg_dropout_prob: float) -> None:
+        """The cached ``symbols`` must belong to this forward's structure input and structure null mask."""
+        where = "MRCIUNet(symbol_contexts=...)"
+        if cfg_dropout_prob > 0:
+            raise ValueError(f"{where}: cached symbol features cannot be combined with training condition dropout "
+                             f"(cfg_dropout_prob = {cfg_dropout_prob}); training forwards run the encoder")
+        if symbols.nulled.shape != (b,):
+            raise ValueError(f"{where}: computed for a batch of {symbols.nulled.shape[0]}, called with {b}; "
+                             f"precompute with this forward's (guidance-repeated) inputs")
+        if symbols.structure is not structure and (
+                symbols.structure is None or structure is None or symbols.structure.shape != structure.shape
+                or not torch.equal(symbols.structure, structure)):
+            raise ValueError(f"{where}: computed for a different input_concat_cond (structure); precompute once per "
+                             f"sampling run with the inputs every step passes")
+        given = None if null_conditions is None else null_conditions.get("structure")
+        if given is not symbols.structure_nulls and not torch.equal(symbols.nulled, nulled):
+            raise ValueError(f"{where}: computed with a different structure null mask than this forward's "
+                             f"null_conditions['structure']")
 
     def _style(self, global_cond: torch.Tensor | None, nulled: torch.Tensor, b: int) -> torch.Tensor:
         """Style embedding (b, e); the learned null where ``nulled`` or when no style is routed."""
@@ -428,22 +495,35 @@ class MRCIUNet(ConditionedDiffusionModel):
                              f"{self.style_dim}) = model.diffusion.config.style_dim; route one pooled embedding")
         return with_null(self.style_proj(global_cond), nulled, self.null_style)
 
+    def _check_length(self, n: int) -> None:
+        if n % self.length_multiple != 0:
+            raise ValueError(
+                f"MRCIUNet: latent length n = {n} is not a multiple of R1·R2 = {self.factors[0]}·{self.factors[1]} = "
+                f"{self.length_multiple}; choose sample_size so that sample_size / pretransform downsampling ratio "
+                f"is a multiple of {self.length_multiple}")
+
     # -- forward ----------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, t: torch.Tensor, cross_attn_cond: torch.Tensor | None = None,
                 cross_attn_mask: torch.Tensor | None = None, global_cond: torch.Tensor | None = None,
                 input_concat_cond: torch.Tensor | None = None, prepend_cond: torch.Tensor | None = None,
                 prepend_cond_mask: torch.Tensor | None = None, cfg_dropout_prob: float = 0.0, cfg_scale: float = 1.0,
-                null_conditions: NullMask | None = None, **kwargs) -> torch.Tensor:
+                null_conditions: NullMask | None = None, symbol_contexts: SymbolContexts | None = None,
+                **kwargs) -> torch.Tensor:
         """Velocity v (b, c, n) for latents x (b, c, n) at rectified-flow times t (b,).
 
         input_concat_cond: packed structure (b, C, n); global_cond: style (b, s). Cross-attention and prepend
         inputs are not used by this model. ``cfg_scale != 1`` without ``null_conditions``: plain CFG,
         (1 − s)·v(∅) + s·v(all), in one batched forward. Unknown kwargs (stable-audio-tools') are ignored,
         including its latent padding ``mask``: symbol padding travels in the packed structure mask, and
-        masking the loss is the training wrapper's job.
+        masking the loss is the training wrapper's job. ``symbol_contexts``: the encoder output cached for this
+        sampling run by ``precompute_conditioning`` with the same structure input and null conditions (the
+        encoder is then skipped); None (training, one-off calls) runs the encoder.
         """
         self.aux_losses = {}
         if cfg_scale != 1.0 and null_conditions is None:
+            if symbol_contexts is not None:
+                raise ValueError("MRCIUNet: symbol_contexts with cfg_scale != 1 (plain CFG doubles the batch); "
+                                 "precompute for a guided sampler's branches (guidance.GuidedVelocity) instead")
             from ..inference.guidance import Guidance, guided_velocity  # here: guidance imports this package
 
             guidance = Guidance(branches=(frozenset(self.condition_names), frozenset()),
@@ -454,11 +534,7 @@ class MRCIUNet(ConditionedDiffusionModel):
         if x.ndim != 3 or x.shape[1] != self.io_channels:
             raise ValueError(f"MRCIUNet expects latents (b, {self.io_channels}, n), got {tuple(x.shape)}")
         b, _, n = x.shape
-        if n % self.length_multiple != 0:
-            raise ValueError(
-                f"MRCIUNet: latent length n = {n} is not a multiple of R1·R2 = {self.factors[0]}·{self.factors[1]} = "
-                f"{self.length_multiple}; choose sample_size so that sample_size / pretransform downsampling ratio "
-                f"is a multiple of {self.length_multiple}")
+        self._check_length(n)
         if input_concat_cond is not None and input_concat_cond.shape[-1] != n:
             raise ValueError(
                 f"MRCIUNet: structure input has {input_concat_cond.shape[-1]} frames but the latent has {n}; the "
@@ -467,7 +543,13 @@ class MRCIUNet(ConditionedDiffusionModel):
         assert t.shape == (b,), f"t must be (b,) or a scalar, got {tuple(t.shape)}"
 
         nulls = self.null_mask(b, x.device, cfg_dropout_prob, null_conditions)
-        contexts, pooled = self._symbol_contexts(input_concat_cond, b, n, nulls["structure"])
+        if symbol_contexts is None:
+            symbols = self._symbol_contexts(input_concat_cond, b, n, nulls["structure"])
+        else:
+            self._check_symbol_contexts(symbol_contexts, input_concat_cond, null_conditions, nulls["structure"], b,
+                                        cfg_dropout_prob)
+            symbols = symbol_contexts
+        contexts, pooled = symbols.contexts, symbols.pooled
         cond = self.timestep_embed(t) + self._style(global_cond, nulls["style"], b)
         bottleneck_cond = cond if pooled is None else cond + self.pooled_proj(pooled)
 

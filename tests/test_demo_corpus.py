@@ -16,6 +16,8 @@ import soundfile as sf
 from scipy import signal
 
 from saga_hsmad.data import demo_corpus as dc
+from saga_hsmad.symbolic.labels import derive_labels, normalise_bpm
+from saga_hsmad.symbolic.midi import read_midi
 
 SR = 44100
 FIXTURE_PARAMS = dict(num_pieces=4, seconds=4.0, seed=0)
@@ -68,14 +70,15 @@ def test_tempo_map_against_hand_values():
     np.testing.assert_allclose(tm.tick([0.25, 1.0, 2.5]), [240, 960, 1680])
 
 
-def _write_midi(path: Path, notes: list[tuple[int, int, int]], end_tick: int, program: int = 73) -> Path:
+def _write_midi(path: Path, notes: list[tuple[int, int, int]], end_tick: int, program: int = 73,
+                velocity: int = 100) -> Path:
     """Type-1 MIDI, 480 ticks per quarter at 120 BPM (1 tick = 1/960 s), one flute track."""
     mf = mido.MidiFile(type=1, ticks_per_beat=480)
     mf.tracks.append(mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500_000, time=0),
                                      mido.MetaMessage("end_of_track", time=end_tick)]))
     events = []
     for start, end, key in notes:
-        events += [(start, 1, mido.Message("note_on", channel=0, note=key, velocity=100)),
+        events += [(start, 1, mido.Message("note_on", channel=0, note=key, velocity=velocity)),
                    (end, 0, mido.Message("note_off", channel=0, note=key, velocity=0))]
     track = mido.MidiTrack([mido.Message("program_change", channel=0, program=program, time=0)])
     now = 0
@@ -357,3 +360,195 @@ def test_seed_drives_instruments_and_drums():
     pattern, drums = dc.drum_track(score, dc.piece_rng(0, cand.stem, "drums"))
     assert (pattern, drums) == dc.drum_track(score, dc.piece_rng(0, cand.stem, "drums"))
     assert pattern in dc.DRUM_PATTERNS and drums and all(0 <= s < e <= score.end_tick for s, e, _, _ in drums)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tempo and dynamics
+# ---------------------------------------------------------------------------------------------
+
+def test_plan_tempo_keeps_own_marks_and_draws_the_rest():
+    tpq = 480
+    assert dc.plan_tempo([(0, 625_000), (960, 500_000)], tpq, 20.0, np.random.default_rng(0)) == \
+        ([(0, 625_000), (960, 500_000)], None), "a score's own metronome marks are kept"
+    changes = {None: 0, "ritardando": 0, "accelerando": 0}
+    for seed in range(200):
+        tempos, change = dc.plan_tempo([(0, 500_000)], tpq, 20.0, np.random.default_rng(seed))
+        changes[change] += 1
+        bpm = 6e7 / np.asarray([us for _, us in tempos], dtype=np.float64)
+        assert tempos[0][0] == 0 and 500_000 not in [us for _, us in tempos], "120 bpm would read as no tempo"
+        assert 70 - 0.5 <= bpm[0] <= 150 + 0.5 and abs(bpm[0] - round(bpm[0])) < 0.01
+        if change is None:
+            assert len(tempos) == 1
+            continue
+        # one step per quarter note, from quarter round(0.55 N) + 1 to round(0.9 N), N = 20 s of quarters
+        quarters = 20.0 * round(bpm[0]) / 60.0
+        q0, q1 = round(0.55 * quarters), round(0.9 * quarters)
+        assert [t for t, _ in tempos[1:]] == [q * tpq for q in range(q0 + 1, q1 + 1)]
+        ratio = {"ritardando": 0.85, "accelerando": 1.12}[change]
+        assert bpm[-1] / bpm[0] == pytest.approx(ratio, rel=2e-3)
+        steps = np.diff(bpm)
+        assert np.all(steps < 0) if change == "ritardando" else np.all(steps > 0), "a ramp moves one way"
+    assert 30 < changes["ritardando"] + changes["accelerando"] < 90, f"about 30 % of 200 should change: {changes}"
+
+
+def test_corpus_midi_has_tempo_information_and_unmasked_labels(demo_corpus):
+    for split, stem in _pieces(demo_corpus):
+        score = read_midi(demo_corpus / split / f"{stem}.mid")
+        assert score.has_tempo_info, f"{stem}: the MIDI reader sees no tempo information"
+        assert not np.any(score.tempo_bpm == 120.0)
+        assert 40.0 <= score.tempo_bpm.min() and score.tempo_bpm.max() <= 300.0
+        assert len(score.beats) >= 2
+        steps = np.abs(np.diff(np.log(score.tempo_bpm)))
+        assert np.all(steps < np.log(1.025)), f"{stem}: a tempo change is not gentle: {score.tempo_bpm}"
+        frame_rate, duration = 44100 / 2048, 64 * 2048 / 44100          # T_H = 64 frames, R1 = R2 = 4
+        labels = derive_labels(score.window(0.0, min(duration, score.end_time)), duration, frame_rate)
+        assert labels["beat_mask"].all() and labels["tempo_mask"].all(), f"{stem}: beat/tempo labels masked"
+        assert labels["beat"].sum() >= 2
+        first = float(normalise_bpm(score.tempo_bpm[0]))
+        assert abs(float(labels["tempo"][0]) - first) < 0.1 and abs(first) > 1e-3
+
+
+def test_caption_pace_follows_the_written_tempo(demo_corpus):
+    for split, stem in _pieces(demo_corpus):
+        score = read_midi(demo_corpus / split / f"{stem}.mid")
+        seg = np.diff(np.append(score.tempo_times, score.end_time))
+        bpm = float(np.sum(seg * score.tempo_bpm) / seg.sum())
+        pace = "slow" if bpm < 80 else "moderate" if bpm < 110 else "lively"
+        caption = json.loads((demo_corpus / split / f"{stem}.json").read_text())["caption"]
+        assert f" a {pace} " in caption, f"{stem}: {bpm:.1f} bpm but caption {caption!r}"
+        assert _manifest(demo_corpus)["pieces"][stem]["has_tempo_info"]
+    by = {ins.program: ins for ins in dc.PALETTE}
+    assert dc.describe([by[73]], False, 75.0, None, "ritardando") == \
+        ("flute", "A flute plays a slow piece, gradually slowing down.")
+    assert dc.describe([by[73], by[42]], True, 130.0, "a shaker", "accelerando")[1] == \
+        "A flute and a cello play a lively two-part piece over drums with a shaker, gradually speeding up."
+
+
+def test_corpus_velocities_vary(demo_corpus):
+    pooled = []
+    for split, stem in _pieces(demo_corpus):
+        score = read_midi(demo_corpus / split / f"{stem}.mid")
+        pitched = score.notes.velocity[~score.notes.is_drum]
+        assert pitched.min() >= 30 and pitched.max() <= 120
+        pooled.append(pitched)
+        if len(pitched) >= 12:          # (a 4 s clip of a motet may hold two notes)
+            assert len(np.unique(pitched)) >= 6 and pitched.std() > 3.0, f"{stem}: {np.unique(pitched)}"
+        if score.notes.is_drum.any():
+            assert len(np.unique(score.notes.velocity[score.notes.is_drum])) >= 5
+    pooled = np.concatenate(pooled)
+    assert pooled.std() > 8.0, f"velocity std over the corpus {pooled.std():.1f}"
+
+
+def _bwv66_score(seconds: float = 20.0) -> "dc.CutScore":
+    return dc.extract_score(dc.Candidate("bach/bwv66.6.mxl"), seconds)
+
+
+def test_phrase_dynamics_levels_accents_and_drums():
+    score = _bwv66_score()                          # 96 bpm, 4/4 with a quarter pickup: ~8 bars in 20 s
+    assert score.tempos == [(0, 625_000)] and len({n[3] for p in score.parts for n in p}) == 1
+    dyn = dc.plan_dynamics(score, dc.piece_rng(0, "x", "dynamics"))
+    levels = [name for _, name, _ in dyn.phrases]
+    assert len(dyn.phrases) >= 3, dyn.phrases
+    assert all(a != b for a, b in zip(levels, levels[1:])), "consecutive phrases move"
+    assert len(set(levels)) >= 2 and set(levels) <= set(dc.DYNAMIC_LEVELS)
+    tm = score.tempo_map
+    starts = [t for t, _, _ in dyn.phrases]
+    bar_starts = {b[0] for b in score.bars}
+    assert set(starts) <= bar_starts, "phrases start on bar lines"
+    lengths = np.diff(tm.seconds(np.maximum(starts + [score.end_tick], 0)))
+    assert np.all(lengths[:-1] >= 2.5 - 1e-9) and np.all(lengths[:-1] <= 6.0 + 2.6), lengths
+    for start, name, _ in dyn.phrases:
+        assert dyn.level(start) == dc.DYNAMIC_LEVELS[name]
+
+    parts = dc.apply_dynamics(score, dyn, dc.piece_rng(0, "x", "velocity"))
+    assert [[n[:3] for n in p] for p in parts] == [[n[:3] for n in p] for p in score.parts], "only velocities change"
+    notes = np.asarray([n for p in parts for n in p], dtype=np.float64)
+    # the level explains most of the variance, and notes on a downbeat sit above notes off the beat
+    residual = notes[:, 3] - dyn.level(notes[:, 0])
+    assert np.corrcoef(notes[:, 3], dyn.level(notes[:, 0]))[0, 1] > 0.8
+    tpq = score.ticks_per_beat
+    downbeat = np.isin(notes[:, 0], [b[0] for b in score.bars])
+    offbeat = (notes[:, 0] % tpq) != 0
+    assert downbeat.any() and offbeat.any()
+    gap = residual[downbeat].mean() - residual[offbeat].mean()
+    assert gap == pytest.approx(dc.ACCENTS["downbeat"] - dc.ACCENTS["off-beat"], abs=3.0), gap
+
+    flat_pattern, flat = dc.drum_track(score, dc.piece_rng(0, "x", "drums"))
+    pattern, drums = dc.drum_track(score, dc.piece_rng(0, "x", "drums"), dyn)
+    assert pattern == flat_pattern and [d[:3] for d in drums] == [d[:3] for d in flat]
+    shift = np.asarray([d[3] - f[3] for d, f in zip(drums, flat)], dtype=np.float64)
+    expected = 0.6 * (dyn.level([d[0] for d in drums]) - dc.DYNAMIC_LEVELS["mf"])
+    unclipped = np.asarray([20 < d[3] < 127 for d in drums])
+    assert np.abs(shift - expected)[unclipped].max() <= 0.5 + 1e-9, "drums follow the level"
+
+
+def test_rendered_loudness_follows_velocity(tmp_path):
+    # The same three notes at velocity 40 and 100: TinySoundFont scales a voice's amplitude by
+    # velocity / 127 (20 log10 of it in dB), so the RMS ratio is 100 / 40 = 2.5.
+    notes = [(0, 480, 60), (480, 960, 64), (960, 1440, 67)]
+    soft = dc.render_midi(_write_midi(tmp_path / "soft.mid", notes, 1920, program=0, velocity=40))
+    loud = dc.render_midi(_write_midi(tmp_path / "loud.mid", notes, 1920, program=0, velocity=100))
+    rms = [float(np.sqrt(np.mean(x ** 2))) for x in (soft, loud)]
+    assert rms[1] / rms[0] == pytest.approx(2.5, rel=0.05), rms
+
+
+def test_corpus_audio_loudness_follows_its_dynamics(demo_corpus, tmp_path):
+    """Re-render a corpus piece with every velocity set to 90: the level difference between the
+    corpus render and the flat one, per 0.25 s, tracks the mean velocity of the notes struck there."""
+    split, stem = max(_pieces(demo_corpus), key=lambda p: _manifest(demo_corpus)["pieces"][p[1]]["velocity"]["std"])
+    mid = demo_corpus / split / f"{stem}.mid"
+    mf = mido.MidiFile(str(mid))
+    for track in mf.tracks:
+        for i, msg in enumerate(track):
+            if msg.type == "note_on" and msg.velocity > 0:
+                track[i] = msg.copy(velocity=90)
+    mf.save(str(tmp_path / "flat.mid"))
+    shaped, flat = dc.render_midi(mid), dc.render_midi(tmp_path / "flat.mid")
+    hop = SR // 4
+    notes = _midi_notes(mid)
+    velocities = {}
+    now = 0.0
+    for msg in mido.MidiFile(str(mid)):
+        now += msg.time
+        if msg.type == "note_on" and msg.velocity > 0:
+            velocities.setdefault(int(now * 4), []).append(msg.velocity)
+    diff_db, mean_vel = [], []
+    for k, vels in sorted(velocities.items()):
+        a, b = shaped[k * hop:(k + 1) * hop], flat[k * hop:(k + 1) * hop]
+        if len(a) == hop and np.sqrt(np.mean(b ** 2)) > 1e-3:
+            diff_db.append(20 * np.log10(np.sqrt(np.mean(a ** 2)) / np.sqrt(np.mean(b ** 2))))
+            mean_vel.append(20 * np.log10(np.mean(vels) / 90))
+    assert len(notes) > 0 and len(diff_db) >= 8
+    r = np.corrcoef(diff_db, mean_vel)[0, 1]
+    assert r > 0.7, f"{stem}: loudness change vs velocity change r = {r:.2f}"
+
+
+def test_builds_are_byte_identical(tmp_path):
+    roots = [tmp_path / "a", tmp_path / "b"]
+    for root in roots:
+        dc.build_demo_corpus(root, num_pieces=2, seconds=2.0, seed=3, workers=1)
+    files = sorted(str(p.relative_to(roots[0])) for p in roots[0].rglob("*") if p.is_file())
+    assert files == sorted(str(p.relative_to(roots[1])) for p in roots[1].rglob("*") if p.is_file())
+    for name in files:
+        a, b = (root / name for root in roots)
+        if name == "manifest.json":
+            ma, mb = (json.loads(x.read_text()) for x in (a, b))
+            ma.pop("build_seconds"), mb.pop("build_seconds")
+            assert ma == mb
+        else:
+            assert a.read_bytes() == b.read_bytes(), f"{name} differs between two builds"
+
+
+def test_a_cache_of_an_older_format_is_rebuilt(tmp_path):
+    root = tmp_path / "corpus"
+    dc.build_demo_corpus(root, num_pieces=1, seconds=1.0, seed=2, workers=1)
+    for name in ("manifest.json", ".build_params.json"):
+        data = json.loads((root / name).read_text())
+        params = data["params"] if name == "manifest.json" else data
+        params["format_version"] = dc.FORMAT_VERSION - 1
+        (root / name).write_text(json.dumps(data))
+    stem = _manifest(root)["splits"]["train"][0]
+    (root / "train" / f"{stem}.wav").write_bytes(b"stale")
+    assert dc.ensure_demo_corpus(root, num_pieces=1, seconds=1.0, seed=2, workers=1) == root
+    assert _manifest(root)["params"]["format_version"] == dc.FORMAT_VERSION
+    assert sf.info(str(root / "train" / f"{stem}.wav")).frames > 0

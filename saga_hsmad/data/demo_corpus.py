@@ -201,6 +201,7 @@ TEMPO_RANGE_BPM = (70.0, 150.0)
 TEMPO_CHANGE_PROB = 0.3
 TEMPO_CHANGES = {"ritardando": 0.85, "accelerando": 1.12}
 TEMPO_RAMP_SPAN = (0.55, 0.9)
+TEMPO_RAMP_MIN_STEPS = 6                 # fewer quarter notes in the span (a short cut): no ramp, it would lurch
 TempoChange = Literal["ritardando", "accelerando"]
 
 # Dynamics. Phrases of whole bars lasting about PHRASE_SECONDS each get a level (a random walk over
@@ -369,7 +370,8 @@ def plan_tempo(own: Sequence[tuple[int, int]], ticks_per_beat: int, seconds: flo
     Otherwise a base tempo is drawn log-uniformly in ``TEMPO_RANGE_BPM`` (whole bpm, never 120, so the
     file carries real tempo information), and with probability ``TEMPO_CHANGE_PROB`` a ritardando
     (x 0.85) or accelerando (x 1.12): the tempo moves geometrically, one step per quarter note, from
-    quarter ``0.55 N`` to ``0.9 N`` (N = quarter notes in ``seconds`` at the base tempo) and then holds.
+    quarter ``0.55 N`` to ``0.9 N`` (N = quarter notes in ``seconds`` at the base tempo) and then holds;
+    a span of fewer than ``TEMPO_RAMP_MIN_STEPS`` quarter notes gets no ramp.
     The map does not depend on where the piece is cut, so the cut can be taken through it.
     """
     own = sorted(set(own))
@@ -385,7 +387,7 @@ def plan_tempo(own: Sequence[tuple[int, int]], ticks_per_beat: int, seconds: flo
         change = "ritardando" if rng.random() < 0.5 else "accelerando"
         quarters = seconds * bpm / 60.0
         q0, q1 = (int(round(f * quarters)) for f in TEMPO_RAMP_SPAN)
-        if q1 > q0 >= 1:
+        if q0 >= 1 and q1 - q0 >= TEMPO_RAMP_MIN_STEPS:
             ratio = TEMPO_CHANGES[change]
             for q in range(q0 + 1, q1 + 1):
                 tempos.append((q * ticks_per_beat, int(round(6e7 / (bpm * ratio ** ((q - q0) / (q1 - q0)))))))

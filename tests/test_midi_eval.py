@@ -145,6 +145,10 @@ def test_cli_on_folders_scores_generated_against_the_ceiling(tmp_path):
     delay = float(rows[("p0", "generated")]["bias_ms"]) - float(rows[("p0", "ground_truth")]["bias_ms"])
     assert delay == pytest.approx(20.0, abs=6.0)
     assert float(rows[("p1", "generated")]["recall"]) < 0.7 < float(rows[("p1", "ground_truth")]["recall"])
+    # transcriber-free columns: the exact rendering follows its MIDI; half the notes follow it less
+    for p in ("p0", "p1"):
+        assert float(rows[(p, "ground_truth")]["chroma_r"]) > 0.5 and float(rows[(p, "ground_truth")]["onset_r"]) > 0.3
+    assert float(rows[("p1", "generated")]["onset_r"]) < float(rows[("p1", "ground_truth")]["onset_r"])
     summary = {r["system"]: r for r in csv.DictReader((out / "summary.csv").open())}
     assert float(summary["generated"]["fad"]) > 0 and "FAD-CREPE" in summary["generated"]["fad_embedding"]
     report = (out / "report.md").read_text()

@@ -183,23 +183,42 @@ def config_w_h(name: str) -> float:
 
 # -- report --------------------------------------------------------------------------------------------------
 def table_lines(rows: list[tuple[str, dict]]) -> list[str]:
-    lines = ["| system | pieces | note F1 (mean) | F1 (pooled) | P | R | TAE ms | bias ms | velocity r |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| system | pieces | note F1 (mean) | F1 (pooled) | P | R | TAE ms | bias ms | velocity r | chroma r "
+             "| onset r |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for label, s in rows:
         lines.append(f"| {label} | {int(s.get('pieces', 0))} | {fmt(s.get('f1_mean'))} | {fmt(s.get('f1_pooled'))} | "
                      f"{fmt(s.get('precision_mean'))} | {fmt(s.get('recall_mean'))} | {fmt(s.get('tae_ms_mean'), 1)} | "
-                     f"{fmt(s.get('bias_ms_mean'), 1)} | {fmt(s.get('velocity_r_mean'))} |")
+                     f"{fmt(s.get('bias_ms_mean'), 1)} | {fmt(s.get('velocity_r_mean'))} | "
+                     f"{fmt(s.get('chroma_r_mean'))} | {fmt(s.get('onset_r_mean'))} |")
     return lines
+
+
+def mismatched_audio(args, corpus: Path, midi_dir: Path) -> Path:
+    """The chance row: each piece's MIDI paired with the ground-truth audio of the next test piece (same
+    corpus, instruments and loudness, unrelated notes), cut to ``--seconds``."""
+    from saga_hsmad.audio_io import read_audio, write_audio
+
+    out = args.run_dir / "gen_mismatched"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    stems = sorted(p.stem for p in midi_dir.glob("*.mid"))
+    for i, stem in enumerate(stems):
+        audio, sr = read_audio(corpus / "test" / f"{stems[(i + 1) % len(stems)]}.wav")
+        write_audio(out / f"{stem}.wav", audio[:, : int(round(args.seconds * sr))], sr)
+    return out
 
 
 def plot_sweep(path: Path, sweep: dict[float, dict]) -> None:
     plt = pyplot()
     ws = sorted(sweep)
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
-    axes[0].plot(ws, [sweep[w].get("f1_mean", float("nan")) for w in ws], "o-")
+    axes[0].plot(ws, [sweep[w].get("f1_mean", float("nan")) for w in ws], "o-", label="note F1")
     axes[0].set_ylabel("note F1 (mean over pieces)")
-    axes[1].plot(ws, [sweep[w].get("tae_ms_mean", float("nan")) for w in ws], "o-", color="C1")
-    axes[1].set_ylabel("TAE (ms)")
+    for key, label, colour in (("chroma_r_mean", "chroma r", "C1"), ("onset_r_mean", "onset r", "C2")):
+        axes[1].plot(ws, [sweep[w].get(key, float("nan")) for w in ws], "o-", color=colour, label=label)
+    axes[1].set_ylabel("correlation with the MIDI")
+    axes[1].legend()
     for ax in axes:
         ax.set_xlabel("w_H (structure guidance)")
         ax.grid(alpha=0.3)
@@ -230,6 +249,9 @@ def main(argv=None) -> int:
         times[f"generate {name}"], gen = generate(args, name, midi_dir, name, None)
         times[f"evaluate {name}"], eval_dirs[name] = evaluate(args, gen, midi_dir, corpus, name)
         summaries[name] = read_summary(eval_dirs[name] / "summary.csv")
+    times["evaluate mismatched (chance)"], eval_dirs["mismatched"] = evaluate(
+        args, mismatched_audio(args, corpus, midi_dir), midi_dir, corpus, "mismatched")
+    chance = read_summary(eval_dirs["mismatched"] / "summary.csv")["generated"]
     w_default = config_w_h("tiny")
     sweep = {w_default: summaries["tiny"]["generated"]}
     for w in args.wh_sweep:
@@ -266,7 +288,8 @@ def main(argv=None) -> int:
             shrink_png(png)
 
     ceiling = summaries["tiny"].get("ground_truth", {})
-    main_rows = [(LABELS["ground_truth"], ceiling)] + [(LABELS[n], summaries[n]["generated"]) for n in MODELS]
+    main_rows = [(LABELS["ground_truth"], ceiling), ("another piece's audio (chance)", chance)] + [
+        (LABELS[n], summaries[n]["generated"]) for n in MODELS]
     sweep_rows = [(f"w_H = {w:g}" + (" (config)" if w == w_default else ""), sweep[w]) for w in sorted(sweep)]
     loss_tail = {n: sum(v[-max(1, len(v) // 5):]) / max(1, len(v) // 5) for n, (_, v) in curves.items()}
     times["total"] = time.time() - start
@@ -279,7 +302,9 @@ def main(argv=None) -> int:
              f"- generation: `sample.py --midi`, test split cut to the first {args.seconds:g} s, Euler {args.gen_steps} "
              f"steps, decoupled guidance w_H {w_default:g} (config) / w_S from the config, seed {args.seed}",
              "- evaluation: `saga_hsmad.evaluation.midi_eval`, basic-pitch transcription, onset F1 at 50 ms, TAE = RMS "
-             "onset error of matched notes, velocity r of matched notes (basic-pitch's velocity is a confidence)",
+             "onset error of matched notes, velocity r of matched notes (basic-pitch's velocity is a confidence); "
+             "transcriber-free chroma r and onset r (`saga_hsmad.evaluation.structure_metrics`); the chance row pairs "
+             "each MIDI with the ground-truth audio of the next test piece",
              "", "## Structure conditioning (higher F1 / lower TAE is better)", ""] + table_lines(main_rows)
     lines += ["", f"## w_H sweep (HS-MAD tiny)", "", *table_lines(sweep_rows), "", "![w_H sweep](wh_sweep.png)", "",
               "## Training loss", "", "![loss curves](loss_curves.png)", ""]
@@ -296,7 +321,7 @@ def main(argv=None) -> int:
     write_json(args.output / "results.json", {
         "command": command_line(), "commit": git_commit(), "environment": env,
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "summary": {n: summaries[n] for n in MODELS}, "ceiling": ceiling,
+        "summary": {n: summaries[n] for n in MODELS}, "ceiling": ceiling, "chance": chance,
         "wh_sweep": {f"{w:g}": sweep[w] for w in sorted(sweep)}, "loss_tail_mean": loss_tail,
         "loss_curves": {n: {"step": s, "train_loss": v} for n, (s, v) in curves.items()},
         "aux_curves": {k: {"step": s, "value": v} for k, (s, v) in aux.items()},

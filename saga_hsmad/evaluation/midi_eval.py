@@ -14,7 +14,10 @@ applied, onsets in the evaluated span):
 * TAE — the RMS of (transcribed onset − MIDI onset) over matched notes (seed §4.2), and its mean, the bias
   (transcribers are biased, e.g. basic-pitch a few ms early), in milliseconds;
 * velocity Pearson r over matched notes (MIDI velocity vs the transcriber's velocity; see
-  ``transcribe`` for what each transcriber's velocity means — basic-pitch's is a confidence, not a velocity).
+  ``transcribe`` for what each transcriber's velocity means — basic-pitch's is a confidence, not a velocity);
+* transcriber-free ``chroma_r`` and ``onset_r`` (``structure_metrics``): how far the audio's chroma and onset
+  strength follow the MIDI, about 0 for unrelated audio; they register partial structure long before a
+  transcriber finds notes (a small or briefly trained model).
 
 Systems: "generated" (the model's audio) and "ground_truth" (the real recording, transcribed by the SAME
 transcriber: the ceiling row, spec §8). Summary rows average each metric over pieces (macro, NaN-aware) and
@@ -40,11 +43,12 @@ import numpy as np
 
 from ..audio_io import AUDIO_EXTENSIONS, list_audio_files, read_audio
 from ..symbolic.midi import Notes, read_midi
+from .structure_metrics import chroma_r, onset_r
 from .transcribe import Transcriber, TranscriberUnavailable, make_transcriber
 
 SYSTEMS = ("generated", "ground_truth")
 FIELDS = ("piece", "system", "n_ref", "n_est", "n_matched", "precision", "recall", "f1", "tae_ms", "bias_ms",
-          "velocity_r")
+          "velocity_r", "chroma_r", "onset_r")
 
 
 # -- metrics -------------------------------------------------------------------------------------------------
@@ -241,6 +245,9 @@ def evaluate(pieces: tp.Sequence[Piece], transcriber: Transcriber, out: Path, em
     pooled = {s: {"n_ref": 0, "n_est": 0, "n_matched": 0, "errors": []} for s in SYSTEMS}
     for piece in tqdm(pieces, desc="transcribing", unit="piece"):
         reference = reference_notes(piece.midi, max_seconds)
+        heard = read_midi(piece.midi, sustain=True, drums="keep").notes   # onset_r: drums are heard too
+        if max_seconds is not None:
+            heard = heard.subset(heard.start < max_seconds)
         transcriptions = {}
         for system, path in (("generated", piece.generated), ("ground_truth", piece.reference)):
             if path is None:
@@ -254,7 +261,8 @@ def evaluate(pieces: tp.Sequence[Piece], transcriber: Transcriber, out: Path, em
                 estimate = estimate.subset(estimate.start < max_seconds)
             transcriptions[system] = estimate
             scores = score_notes(reference, estimate, onset_tolerance)
-            rows.append({"piece": piece.name, "system": system, **scores.row()})
+            rows.append({"piece": piece.name, "system": system, **scores.row(),
+                         "chroma_r": chroma_r(audio, sr, reference), "onset_r": onset_r(audio, sr, heard)})
             for key in ("n_ref", "n_est", "n_matched"):
                 pooled[system][key] += getattr(scores, key)
             pooled[system]["errors"].append(scores.onset_errors)
@@ -274,7 +282,7 @@ def evaluate(pieces: tp.Sequence[Piece], transcriber: Transcriber, out: Path, em
         summary[system] = {
             "pieces": len(mine),
             **{f"{k}_mean": nanmean([r[k] for r in mine])
-               for k in ("precision", "recall", "f1", "tae_ms", "bias_ms", "velocity_r")},
+               for k in ("precision", "recall", "f1", "tae_ms", "bias_ms", "velocity_r", "chroma_r", "onset_r")},
             "f1_pooled": (2 * precision * recall / (precision + recall)) if precision + recall > 0 else 0.0,
             "tae_ms_pooled": 1000 * float(np.sqrt(np.mean(errors ** 2))) if errors.size else float("nan"),
         }
@@ -309,7 +317,8 @@ def write_outputs(out: Path, rows: list[dict], summary: dict, transcriber: Trans
 
     write_csv(out / "per_piece.csv", FIELDS, rows)
     summary_fields = ["system", "pieces", "f1_mean", "precision_mean", "recall_mean", "f1_pooled", "tae_ms_mean",
-                      "bias_ms_mean", "tae_ms_pooled", "velocity_r_mean", "fad", "fad_embedding"]
+                      "bias_ms_mean", "tae_ms_pooled", "velocity_r_mean", "chroma_r_mean", "onset_r_mean", "fad",
+                      "fad_embedding"]
     records = [{"system": s, **v, **({"fad": fad_value, "fad_embedding": fad_label} if s == "generated" and
                                        fad_value is not None else {})} for s, v in summary.items()]
     write_csv(out / "summary.csv", summary_fields, records)
@@ -320,23 +329,28 @@ def write_outputs(out: Path, rows: list[dict], summary: dict, transcriber: Trans
              "(mir_eval, offset_ratio=None); TAE = RMS onset error of matched notes, bias = its mean",
              f"- span: {'first ' + str(max_seconds) + ' s of each piece' if max_seconds else 'whole pieces'}; "
              "reference = the input MIDI (sustain pedal applied, drums dropped)",
-             "- ground_truth = the real audio through the same transcriber (ceiling row)", "",
-             "| system | pieces | F1 (mean) | P | R | F1 (pooled) | TAE ms | bias ms | TAE ms (pooled) | velocity r |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "- ground_truth = the real audio through the same transcriber (ceiling row)",
+             "- chroma r / onset r: transcriber-free correlation of the audio's chroma and onset strength with the "
+             "MIDI (about 0 for unrelated audio; `saga_hsmad.evaluation.structure_metrics`)", "",
+             "| system | pieces | F1 (mean) | P | R | F1 (pooled) | TAE ms | bias ms | TAE ms (pooled) | velocity r "
+             "| chroma r | onset r |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s, v in summary.items():
         lines.append(f"| {s} | {v['pieces']} | {_fmt(v['f1_mean'])} | {_fmt(v['precision_mean'])} | "
                      f"{_fmt(v['recall_mean'])} | {_fmt(v['f1_pooled'])} | {_fmt(v['tae_ms_mean'])} | "
-                     f"{_fmt(v['bias_ms_mean'])} | {_fmt(v['tae_ms_pooled'])} | {_fmt(v['velocity_r_mean'])} |")
+                     f"{_fmt(v['bias_ms_mean'])} | {_fmt(v['tae_ms_pooled'])} | {_fmt(v['velocity_r_mean'])} | "
+                     f"{_fmt(v['chroma_r_mean'])} | {_fmt(v['onset_r_mean'])} |")
     lines.append("")
     if fad_value is not None:
         lines.append(f"FAD generated vs ground truth: **{fad_value:.4f}** — {fad_label}")
     else:
         lines.append("FAD: not computed (needs generated and ground-truth audio, and an embedding)")
-    lines += ["", "## Per piece", "", "| piece | system | F1 | TAE ms | bias ms | velocity r | matched / ref / est |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", "## Per piece", "", "| piece | system | F1 | TAE ms | bias ms | velocity r | chroma r | onset r "
+              "| matched / ref / est |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['piece']} | {r['system']} | {_fmt(r['f1'])} | {_fmt(r['tae_ms'])} | {_fmt(r['bias_ms'])} "
-                     f"| {_fmt(r['velocity_r'])} | {r['n_matched']} / {r['n_ref']} / {r['n_est']} |")
+                     f"| {_fmt(r['velocity_r'])} | {_fmt(r['chroma_r'])} | {_fmt(r['onset_r'])} "
+                     f"| {r['n_matched']} / {r['n_ref']} / {r['n_est']} |")
     text = "\n".join(lines) + "\n"
     atomic_write(out / "report.md", lambda tmp: Path(tmp).write_text(text))
 

@@ -552,3 +552,20 @@ def test_a_cache_of_an_older_format_is_rebuilt(tmp_path):
     assert dc.ensure_demo_corpus(root, num_pieces=1, seconds=1.0, seed=2, workers=1) == root
     assert _manifest(root)["params"]["format_version"] == dc.FORMAT_VERSION
     assert sf.info(str(root / "train" / f"{stem}.wav")).frames > 0
+
+
+def test_a_score_with_its_own_dynamics_keeps_them():
+    # Two bars of 4/4 at 480 ticks per quarter; music21 gave the notes velocities 40 (p) and 127 (fff).
+    score = dc.CutScore(candidate=dc.Candidate("x/y.mxl"), ticks_per_beat=480, tempos=[(0, 600_000)],
+                        time_signatures=[(0, 4, 4)], key_signatures=[], bars=[(0, 1920, 4), (1920, 1920, 4)],
+                        parts=[[(0, 480, 60, 40), (1920, 2400, 62, 127), (2160, 2400, 64, 127)]],
+                        part_names=["a"], end_tick=3840)
+    dyn = dc.plan_dynamics(score, np.random.default_rng(0))
+    assert dyn.phrases == () and dyn.level(0) == 40 and dyn.level(1920) == 127   # bar means of the notes
+    for seed in range(20):
+        (a, b, c), = dc.apply_dynamics(score, dyn, np.random.default_rng(seed))
+        # level + downbeat accent 8 (off-beat -3 for c) + jitter within 2.5 x 3, rounded (+-0.5);
+        # 127 is first clipped to ff = 106, and the result to 120
+        assert 40 + 8 - 8 <= a[3] <= 40 + 8 + 8
+        assert 106 + 8 - 8 <= b[3] <= 120
+        assert 106 - 3 - 8 <= c[3] <= 106 - 3 + 8

@@ -1,7 +1,9 @@
 """Shared plumbing of the miniature reproductions (not a benchmark itself).
 
-* ``run``: runs one command (with ``THREADS`` torch threads) (train.py, sample.py, an evaluation module) as a subprocess, prints it exactly,
-  tees its output to a log file and returns the wall time; a failing command stops the script with its log tail.
+* ``run``: runs one command (train.py, sample.py, an evaluation module) as a subprocess with ``THREADS`` torch
+  threads, prints it exactly, writes its output to a log file and returns the wall time; a failing command
+  stops the script with its log tail. ``run_parallel`` does the same for several commands at once (the
+  trainings of the compared models, one core each).
 * ``read_loss_curve`` / ``plot_loss_curves``: ``train/loss`` against ``step`` from the Lightning CSV logger
   (``train.py --logger csv`` writes ``RUN/logs/version_*/metrics.csv``), raw and smoothed.
 * ``shrink_png``: re-saves a PNG with a 256-colour palette so committed figures stay small.
@@ -68,6 +70,37 @@ def run(cmd: tp.Sequence[str], log: Path, env: dict | None = None) -> float:
         tail = "".join(log.read_text(encoding="utf-8", errors="replace").splitlines(True)[-30:])
         raise SystemExit(f"command failed (exit {proc.returncode}) after {seconds:.0f} s; log {log}:\n{tail}")
     print(f"  done in {seconds:.0f} s (log {log})", flush=True)
+    return seconds
+
+
+def run_parallel(jobs: tp.Sequence[tuple[tp.Sequence[str], Path, dict | None]], max_parallel: int) -> list[float]:
+    """Run ``(cmd, log, env)`` jobs ``max_parallel`` at a time (each with ``THREADS`` torch threads), as ``run``
+    does one; returns each job's wall seconds. Any failure stops the script with that job's log tail."""
+    pending, running, seconds = list(enumerate(jobs)), {}, [0.0] * len(jobs)
+    while pending or running:
+        while pending and len(running) < max(1, max_parallel):
+            i, (cmd, log, env) = pending.pop(0)
+            log.parent.mkdir(parents=True, exist_ok=True)
+            COMMANDS.append(shlex.join(cmd))
+            print(f"$ {COMMANDS[-1]}  &", flush=True)
+            f = open(log, "w", encoding="utf-8")
+            proc = subprocess.Popen(list(cmd), cwd=REPO, stdout=f, stderr=subprocess.STDOUT,
+                                    env={**os.environ, "OMP_NUM_THREADS": str(THREADS["value"]),
+                                         "MKL_NUM_THREADS": str(THREADS["value"]), **(env or {})})
+            running[i] = (proc, f, log, time.time())
+        time.sleep(1.0)
+        for i, (proc, f, log, start) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            f.close()
+            del running[i]
+            seconds[i] = time.time() - start
+            if proc.returncode != 0:
+                for other, *_ in running.values():
+                    other.kill()
+                tail = "".join(log.read_text(encoding="utf-8", errors="replace").splitlines(True)[-30:])
+                raise SystemExit(f"command failed (exit {proc.returncode}) after {seconds[i]:.0f} s; log {log}:\n{tail}")
+            print(f"  done in {seconds[i]:.0f} s (log {log})", flush=True)
     return seconds
 
 

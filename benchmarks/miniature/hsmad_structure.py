@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (COMMANDS, PYTHON, REPO, THREADS, command_line, demo_corpus, ensure_corpus, environment, fmt,  # noqa: E402
-                     git_commit, plot_loss_curves, pyplot, read_loss_curve, run, shrink_png, write_json)
+                     git_commit, plot_loss_curves, pyplot, read_loss_curve, run_parallel, shrink_png, write_json)
 
 MODELS = {"tiny": "model_configs/hsmad/tiny.json",
           "tiny_baseline_global": "model_configs/hsmad/tiny_baseline_global.json",
@@ -52,8 +52,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                                                   "/tmp/miniature/quick/hsmad with --quick)")
     p.add_argument("--run-dir", default=None, help="checkpoints, audio, logs (default /tmp/miniature/hsmad[_quick])")
     p.add_argument("--corpus", default=None, help="demo corpus root (default $SAGA_HSMAD_DEMO_CORPUS or the cache)")
-    p.add_argument("--num-workers", type=int, default=2)
+    p.add_argument("--num-workers", type=int, default=1, help="loader workers per training")
     p.add_argument("--threads", type=int, default=1, help="torch threads per subprocess (OMP_NUM_THREADS)")
+    p.add_argument("--parallel", type=int, default=2, help="trainings run at once (default 2: one per core here)")
     p.add_argument("--seconds", type=float, default=4.0, help="evaluate the first S seconds of each test piece")
     p.add_argument("--max-pieces", type=int, default=None, help="test pieces used (default: all)")
     p.add_argument("--gen-steps", type=int, default=20, help="Euler steps when generating (config default: 50)")
@@ -133,36 +134,39 @@ def prepare_pieces(args, corpus: Path) -> Path:
 
 
 # -- stages --------------------------------------------------------------------------------------------------
-def train(args, name: str, corpus: Path) -> float:
+def train_job(args, name: str, corpus: Path):
+    """The train.py job of one model, or None when ``--skip-train`` finds its checkpoint."""
     run_dir = args.run_dir / name
     if args.skip_train and (run_dir / "export.ckpt").is_file():
         print(f"reusing {run_dir / 'export.ckpt'}")
-        return float("nan")
+        return None
     if run_dir.exists():
         shutil.rmtree(run_dir)
     cmd = [PYTHON, "train.py", "--model-config", MODELS[name], "--dataset-config", DATASET, "--accelerator", "cpu",
            "--max-steps", str(args.steps), "--batch-size", str(args.batch_size), "--seed", str(args.seed),
            "--num-workers", str(args.num_workers), "--logger", "csv", "--save-dir", str(args.run_dir),
            "--name", name, "--checkpoint-every", str(10 ** 9)]
-    return run(cmd, args.run_dir / f"{name}_train.log", env={"SAGA_HSMAD_DEMO_CORPUS": str(corpus)})
+    return cmd, args.run_dir / f"{name}_train.log", {"SAGA_HSMAD_DEMO_CORPUS": str(corpus)}
 
 
-def generate(args, name: str, midi_dir: Path, tag: str, w_h: float | None) -> tuple[float, Path]:
+def generate_job(args, name: str, midi_dir: Path, tag: str, w_h: float | None):
+    """(job, output folder) of one sample.py --midi run."""
     out = args.run_dir / f"gen_{tag}"
     cmd = [PYTHON, "sample.py", "--ckpt", str(args.run_dir / name / "export.ckpt"), "--midi", str(midi_dir),
            "--output", str(out), "--steps", str(args.gen_steps), "--seed", str(args.seed), "--device", "cpu",
            "--release", "0", "--overwrite"]
     if w_h is not None:
         cmd += ["--w-structure", f"{w_h:g}"]
-    return run(cmd, args.run_dir / f"gen_{tag}.log"), out
+    return (cmd, args.run_dir / f"gen_{tag}.log", None), out
 
 
-def evaluate(args, gen_dir: Path, midi_dir: Path, corpus: Path, tag: str) -> tuple[float, Path]:
+def evaluate_job(args, gen_dir: Path, midi_dir: Path, corpus: Path, tag: str):
+    """(job, output folder) of one midi_eval run."""
     out = args.run_dir / f"eval_{tag}"
     cmd = [PYTHON, "-m", "saga_hsmad.evaluation.midi_eval", "--generated", str(gen_dir), "--midi", str(midi_dir),
            "--reference", str(corpus / "test"), "--max-seconds", f"{args.seconds:g}", "--out", str(out),
            "--fad-embedding", "crepe" if args.fad else "none"]
-    return run(cmd, args.run_dir / f"eval_{tag}.log"), out
+    return (cmd, args.run_dir / f"eval_{tag}.log", None), out
 
 
 def read_summary(path: Path) -> dict[str, dict]:
@@ -239,28 +243,32 @@ def main(argv=None) -> int:
     ensure_corpus(corpus)
     args.run_dir.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
-    for name in MODELS:
-        times[f"train {name}"] = train(args, name, corpus)
+    jobs = {name: train_job(args, name, corpus) for name in MODELS}
+    todo = [name for name, job in jobs.items() if job is not None]
+    started = time.time()
+    for name, seconds in zip(todo, run_parallel([jobs[n] for n in todo], args.parallel)):
+        times[f"train {name}"] = seconds
+    times["training, wall (parallel)"] = time.time() - started
     midi_dir = prepare_pieces(args, corpus)
 
-    summaries: dict[str, dict] = {}
-    eval_dirs: dict[str, Path] = {}
-    for name in MODELS:
-        times[f"generate {name}"], gen = generate(args, name, midi_dir, name, None)
-        times[f"evaluate {name}"], eval_dirs[name] = evaluate(args, gen, midi_dir, corpus, name)
-        summaries[name] = read_summary(eval_dirs[name] / "summary.csv")
-    times["evaluate mismatched (chance)"], eval_dirs["mismatched"] = evaluate(
-        args, mismatched_audio(args, corpus, midi_dir), midi_dir, corpus, "mismatched")
-    chance = read_summary(eval_dirs["mismatched"] / "summary.csv")["generated"]
+    # generation: every model at its config's w_H, and the tiny model at each swept w_H (``parallel`` at once)
     w_default = config_w_h("tiny")
+    runs = {name: (name, None) for name in MODELS}
+    runs.update({f"tiny_wH{w:g}": ("tiny", w) for w in args.wh_sweep if w != w_default})
+    gen_jobs = {tag: generate_job(args, name, midi_dir, tag, w) for tag, (name, w) in runs.items()}
+    for tag, seconds in zip(gen_jobs, run_parallel([job for job, _ in gen_jobs.values()], args.parallel)):
+        times[f"generate {tag}"] = seconds
+    gen_dirs = {tag: out for tag, (_, out) in gen_jobs.items()}
+    gen_dirs["mismatched"] = mismatched_audio(args, corpus, midi_dir)
+    eval_jobs = {tag: evaluate_job(args, gen, midi_dir, corpus, tag) for tag, gen in gen_dirs.items()}
+    for tag, seconds in zip(eval_jobs, run_parallel([job for job, _ in eval_jobs.values()], args.parallel)):
+        times[f"evaluate {tag}"] = seconds
+    eval_dirs = {tag: out for tag, (_, out) in eval_jobs.items()}
+    results = {tag: read_summary(out / "summary.csv") for tag, out in eval_dirs.items()}
+    summaries = {name: results[name] for name in MODELS}
+    chance = results["mismatched"]["generated"]
     sweep = {w_default: summaries["tiny"]["generated"]}
-    for w in args.wh_sweep:
-        if w == w_default:
-            continue
-        tag = f"tiny_wH{w:g}"
-        times[f"generate {tag}"], gen = generate(args, "tiny", midi_dir, tag, w)
-        times[f"evaluate {tag}"], eval_dirs[tag] = evaluate(args, gen, midi_dir, corpus, tag)
-        sweep[w] = read_summary(eval_dirs[tag] / "summary.csv")["generated"]
+    sweep.update({w: results[f"tiny_wH{w:g}"]["generated"] for w in args.wh_sweep if w != w_default})
 
     # train/loss is the flow-matching MSE in every model (the aux-loss wrapper logs the weighted sum as
     # train/total_loss; Baseline-Flat has no local/global heads, so it logs no aux or flow_loss keys)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (COMMANDS, PYTHON, REPO, THREADS, command_line, demo_corpus, ensure_corpus, environment, fmt,  # noqa: E402
-                     git_commit, plot_loss_curves, read_loss_curve, run, shrink_png, write_json)
+                     git_commit, plot_loss_curves, read_loss_curve, run_parallel, shrink_png, write_json)
 
 MODELS = {"tiny": "model_configs/saga_sr/tiny.json", "tiny_no_rolloff": "model_configs/saga_sr/tiny_no_rolloff.json"}
 LABELS = {"lr_input": "unprocessed LR input", "tiny": "SAGA-SR tiny (roll-off)",
@@ -48,8 +48,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                                                   "/tmp/miniature/quick/saga_sr with --quick)")
     p.add_argument("--run-dir", default=None, help="checkpoints and logs (default /tmp/miniature/saga_sr[_quick])")
     p.add_argument("--corpus", default=None, help="demo corpus root (default $SAGA_HSMAD_DEMO_CORPUS or the cache)")
-    p.add_argument("--num-workers", type=int, default=2)
+    p.add_argument("--num-workers", type=int, default=1, help="loader workers per training")
     p.add_argument("--threads", type=int, default=1, help="torch threads per subprocess (OMP_NUM_THREADS)")
+    p.add_argument("--parallel", type=int, default=2, help="trainings run at once (default 2: one per core here)")
     p.add_argument("--eval-steps", type=int, default=30, help="Euler steps at evaluation (paper: 100)")
     p.add_argument("--clip-seconds", type=float, default=2.0, help="seconds from the start of each test file")
     p.add_argument("--max-clips", type=int, default=None, help="test files used (default: all)")
@@ -69,21 +70,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def train(args, name: str, corpus: Path) -> float:
+def train_job(args, name: str, corpus: Path):
+    """The train.py job of one model, or None when ``--skip-train`` finds its checkpoint."""
     run_dir = args.run_dir / name
     if args.skip_train and (run_dir / "export.ckpt").is_file():
         print(f"reusing {run_dir / 'export.ckpt'}")
-        return float("nan")
+        return None
     if run_dir.exists():
         shutil.rmtree(run_dir)  # a stale CSV log or checkpoint would mix runs
     cmd = [PYTHON, "train.py", "--model-config", MODELS[name], "--dataset-config", DATASET, "--accelerator", "cpu",
            "--max-steps", str(args.steps), "--batch-size", str(args.batch_size), "--seed", str(args.seed),
            "--num-workers", str(args.num_workers), "--logger", "csv", "--save-dir", str(args.run_dir),
            "--name", name, "--checkpoint-every", str(10 ** 9)]
-    return run(cmd, args.run_dir / f"{name}_train.log", env={"SAGA_HSMAD_DEMO_CORPUS": str(corpus)})
+    return cmd, args.run_dir / f"{name}_train.log", {"SAGA_HSMAD_DEMO_CORPUS": str(corpus)}
 
 
-def evaluate(args, name: str, corpus: Path, sweep: bool) -> tuple[float, Path]:
+def evaluate_job(args, name: str, corpus: Path, sweep: bool):
+    """(job, output folder) of one model's sr_eval run."""
     out = args.run_dir / f"eval_{name}"
     cmd = [PYTHON, "-m", "saga_hsmad.evaluation.sr_eval", "--ckpt", str(args.run_dir / name / "export.ckpt"),
            "--reference", str(corpus / "test"), "--caption-store", "sidecar", "--output", str(out),
@@ -94,7 +97,7 @@ def evaluate(args, name: str, corpus: Path, sweep: bool) -> tuple[float, Path]:
         cmd += ["--max-clips", str(args.max_clips)]
     if sweep:
         cmd += ["--sweep-targets", *[f"{t:g}" for t in args.sweep_targets]]
-    return run(cmd, args.run_dir / f"eval_{name}.log"), out
+    return (cmd, args.run_dir / f"eval_{name}.log", None), out
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -179,11 +182,16 @@ def main(argv=None) -> int:
     ensure_corpus(corpus)
     args.run_dir.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
-    for name in MODELS:
-        times[f"train {name}"] = train(args, name, corpus)
-    evals = {}
-    for name in MODELS:
-        times[f"evaluate {name}"], evals[name] = evaluate(args, name, corpus, sweep=name == "tiny")
+    jobs = {name: train_job(args, name, corpus) for name in MODELS}
+    todo = [name for name, job in jobs.items() if job is not None]
+    started = time.time()
+    for name, seconds in zip(todo, run_parallel([jobs[n] for n in todo], args.parallel)):
+        times[f"train {name}"] = seconds
+    times["training, wall (parallel)"] = time.time() - started
+    jobs = {name: evaluate_job(args, name, corpus, sweep=name == "tiny") for name in MODELS}
+    evals = {name: out for name, (_, out) in jobs.items()}
+    for name, seconds in zip(MODELS, run_parallel([job for job, _ in jobs.values()], args.parallel)):
+        times[f"evaluate {name}"] = seconds
     commands = list(COMMANDS)
 
     table, paired = combine(evals)

@@ -93,3 +93,11 @@ def test_dataset_must_render_the_piano_roll_the_model_expects():
     assert any("mode" in p.path or "mode" in p.message for p in validate_pair(binary_model, soft_data))
     assert validate_pair(binary_model, binary_data) == []
     assert validate_pair(load_json(REPO / "model_configs/hsmad/tiny.json"), soft_data) == []
+
+
+def test_dit_concat_narrower_than_its_input_is_refused():
+    config = load_json(REPO / "model_configs/saga_sr/tiny.json")
+    assert validate_model_config(config) == []
+    config["model"]["diffusion"]["config"]["embed_dim"] = 128          # < 128 latent + 128 LR channels
+    found = {p.path: p.message for p in validate_model_config(config)}
+    assert "model.diffusion.config.embed_dim" in found and ">= 256" in found["model.diffusion.config.embed_dim"]

@@ -3,7 +3,9 @@
 * ``run``: runs one command (train.py, sample.py, an evaluation module) as a subprocess with ``THREADS`` torch
   threads, prints it exactly, writes its output to a log file and returns the wall time; a failing command
   stops the script with its log tail. ``run_parallel`` does the same for several commands at once (the
-  trainings of the compared models, one core each).
+  trainings of the compared models, one core each); ``run_named`` keys the wall times by name.
+* ``train_job`` / ``train_models``: the ``train.py`` run of each compared model, all started at once.
+* ``publish``: copies an evaluation folder into the committed results with its PNGs shrunk.
 * ``read_loss_curve`` / ``plot_loss_curves``: ``train/loss`` against ``step`` from the Lightning CSV logger
   (``train.py --logger csv`` writes ``RUN/logs/version_*/metrics.csv``), raw and smoothed.
 * ``shrink_png``: re-saves a PNG with a 256-colour palette so committed figures stay small.
@@ -16,6 +18,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -102,6 +105,53 @@ def run_parallel(jobs: tp.Sequence[tuple[tp.Sequence[str], Path, dict | None]], 
                 raise SystemExit(f"command failed (exit {proc.returncode}) after {seconds[i]:.0f} s; log {log}:\n{tail}")
             print(f"  done in {seconds[i]:.0f} s (log {log})", flush=True)
     return seconds
+
+
+def run_named(jobs: dict[str, tuple | None], max_parallel: int) -> dict[str, float]:
+    """``run_parallel`` over named jobs (``None`` = nothing to run, e.g. a reused checkpoint); name → seconds."""
+    todo = {name: job for name, job in jobs.items() if job is not None}
+    return dict(zip(todo, run_parallel(list(todo.values()), max_parallel)))
+
+
+def train_job(args, name: str, model_config: str, dataset_config: str, corpus: Path):
+    """The ``train.py`` job (cmd, log, env) of one compared model, or None when ``--skip-train`` finds its
+    exported checkpoint. A stale run folder is removed first (an old CSV log or checkpoint would mix runs)."""
+    run_dir = args.run_dir / name
+    if args.skip_train and (run_dir / "export.ckpt").is_file():
+        print(f"reusing {run_dir / 'export.ckpt'}")
+        return None
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    cmd = [PYTHON, "train.py", "--model-config", model_config, "--dataset-config", dataset_config,
+           "--accelerator", "cpu", "--max-steps", str(args.steps), "--batch-size", str(args.batch_size),
+           "--seed", str(args.seed), "--num-workers", str(args.num_workers), "--logger", "csv",
+           "--save-dir", str(args.run_dir), "--name", name, "--checkpoint-every", str(10 ** 9)]
+    return cmd, args.run_dir / f"{name}_train.log", {"SAGA_HSMAD_DEMO_CORPUS": str(corpus)}
+
+
+def train_models(args, models: dict[str, str], dataset_config: str, corpus: Path) -> dict[str, float]:
+    """Train every compared model at once (``args.parallel`` at a time); wall seconds per model and overall."""
+    started = time.time()
+    times = {f"train {name}": seconds for name, seconds in run_named(
+        {name: train_job(args, name, config, dataset_config, corpus) for name, config in models.items()},
+        args.parallel).items()}
+    times["training, wall (parallel)"] = time.time() - started
+    return times
+
+
+def tail_mean(values: tp.Sequence[float]) -> float:
+    """Mean of the last fifth of ``values`` (at least one value): the end-of-training loss."""
+    n = max(1, len(values) // 5)
+    return sum(values[-n:]) / n
+
+
+def publish(src: Path, dest: Path, ignore: tp.Sequence[str] = ()) -> None:
+    """Copy an evaluation folder into the committed results (replacing an old copy), PNGs shrunk."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns(*ignore) if ignore else None)
+    for png in dest.rglob("*.png"):
+        shrink_png(png)
 
 
 def read_loss_curve(run_dir: Path, key: str = "train/loss") -> tuple[list[int], list[float]]:

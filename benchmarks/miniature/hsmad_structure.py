@@ -32,7 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (COMMANDS, PYTHON, REPO, THREADS, command_line, demo_corpus, ensure_corpus, environment, fmt,  # noqa: E402
-                     git_commit, plot_loss_curves, pyplot, read_loss_curve, run_parallel, shrink_png, write_json)
+                     git_commit, plot_loss_curves, publish, pyplot, read_loss_curve, run_named, shrink_png,
+                     tail_mean, train_models, write_json)
 
 MODELS = {"tiny": "model_configs/hsmad/tiny.json",
           "tiny_baseline_global": "model_configs/hsmad/tiny_baseline_global.json",
@@ -134,21 +135,6 @@ def prepare_pieces(args, corpus: Path) -> Path:
 
 
 # -- stages --------------------------------------------------------------------------------------------------
-def train_job(args, name: str, corpus: Path):
-    """The train.py job of one model, or None when ``--skip-train`` finds its checkpoint."""
-    run_dir = args.run_dir / name
-    if args.skip_train and (run_dir / "export.ckpt").is_file():
-        print(f"reusing {run_dir / 'export.ckpt'}")
-        return None
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    cmd = [PYTHON, "train.py", "--model-config", MODELS[name], "--dataset-config", DATASET, "--accelerator", "cpu",
-           "--max-steps", str(args.steps), "--batch-size", str(args.batch_size), "--seed", str(args.seed),
-           "--num-workers", str(args.num_workers), "--logger", "csv", "--save-dir", str(args.run_dir),
-           "--name", name, "--checkpoint-every", str(10 ** 9)]
-    return cmd, args.run_dir / f"{name}_train.log", {"SAGA_HSMAD_DEMO_CORPUS": str(corpus)}
-
-
 def generate_job(args, name: str, midi_dir: Path, tag: str, w_h: float | None):
     """(job, output folder) of one sample.py --midi run."""
     out = args.run_dir / f"gen_{tag}"
@@ -242,13 +228,7 @@ def main(argv=None) -> int:
     corpus = demo_corpus(args.corpus)
     ensure_corpus(corpus)
     args.run_dir.mkdir(parents=True, exist_ok=True)
-    times: dict[str, float] = {}
-    jobs = {name: train_job(args, name, corpus) for name in MODELS}
-    todo = [name for name, job in jobs.items() if job is not None]
-    started = time.time()
-    for name, seconds in zip(todo, run_parallel([jobs[n] for n in todo], args.parallel)):
-        times[f"train {name}"] = seconds
-    times["training, wall (parallel)"] = time.time() - started
+    times = train_models(args, MODELS, DATASET, corpus)
     midi_dir = prepare_pieces(args, corpus)
 
     # generation: every model at its config's w_H, and the tiny model at each swept w_H (``parallel`` at once)
@@ -256,13 +236,13 @@ def main(argv=None) -> int:
     runs = {name: (name, None) for name in MODELS}
     runs.update({f"tiny_wH{w:g}": ("tiny", w) for w in args.wh_sweep if w != w_default})
     gen_jobs = {tag: generate_job(args, name, midi_dir, tag, w) for tag, (name, w) in runs.items()}
-    for tag, seconds in zip(gen_jobs, run_parallel([job for job, _ in gen_jobs.values()], args.parallel)):
-        times[f"generate {tag}"] = seconds
+    times.update({f"generate {tag}": seconds for tag, seconds in
+                  run_named({tag: job for tag, (job, _) in gen_jobs.items()}, args.parallel).items()})
     gen_dirs = {tag: out for tag, (_, out) in gen_jobs.items()}
     gen_dirs["mismatched"] = mismatched_audio(args, corpus, midi_dir)
     eval_jobs = {tag: evaluate_job(args, gen, midi_dir, corpus, tag) for tag, gen in gen_dirs.items()}
-    for tag, seconds in zip(eval_jobs, run_parallel([job for job, _ in eval_jobs.values()], args.parallel)):
-        times[f"evaluate {tag}"] = seconds
+    times.update({f"evaluate {tag}": seconds for tag, seconds in
+                  run_named({tag: job for tag, (job, _) in eval_jobs.items()}, args.parallel).items()})
     eval_dirs = {tag: out for tag, (_, out) in eval_jobs.items()}
     results = {tag: read_summary(out / "summary.csv") for tag, out in eval_dirs.items()}
     summaries = {name: results[name] for name in MODELS}
@@ -288,18 +268,13 @@ def main(argv=None) -> int:
                          "HS-MAD tiny: auxiliary losses (unweighted)", ylabel="loss")
     plot_sweep(args.output / "wh_sweep.png", sweep)
     for tag, folder in eval_dirs.items():
-        dest = args.output / f"eval_{tag}"
-        if dest.exists():
-            shutil.rmtree(dest)
-        shutil.copytree(folder, dest, ignore=shutil.ignore_patterns("*.wav", "generated"))
-        for png in dest.rglob("*.png"):
-            shrink_png(png)
+        publish(folder, args.output / f"eval_{tag}", ignore=("*.wav", "generated"))
 
     ceiling = summaries["tiny"].get("ground_truth", {})
     main_rows = [(LABELS["ground_truth"], ceiling), ("another piece's audio (chance)", chance)] + [
         (LABELS[n], summaries[n]["generated"]) for n in MODELS]
     sweep_rows = [(f"w_H = {w:g}" + (" (config)" if w == w_default else ""), sweep[w]) for w in sorted(sweep)]
-    loss_tail = {n: sum(v[-max(1, len(v) // 5):]) / max(1, len(v) // 5) for n, (_, v) in curves.items()}
+    loss_tail = {n: tail_mean(v) for n, (_, v) in curves.items()}
     times["total"] = time.time() - start
     lines = ["# Miniature HS-MAD structure experiment (demo corpus)", "", f"Command: `{command_line()}`", "",
              f"- commit `{git_commit()}`; {env['cpu_count']} CPU cores, load average at start "

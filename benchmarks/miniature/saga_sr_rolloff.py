@@ -23,14 +23,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (COMMANDS, PYTHON, REPO, THREADS, command_line, demo_corpus, ensure_corpus, environment, fmt,  # noqa: E402
-                     git_commit, plot_loss_curves, read_loss_curve, run_parallel, shrink_png, write_json)
+                     git_commit, plot_loss_curves, publish, read_loss_curve, run_named, tail_mean, train_models,
+                     write_json)
 
 MODELS = {"tiny": "model_configs/saga_sr/tiny.json", "tiny_no_rolloff": "model_configs/saga_sr/tiny_no_rolloff.json"}
 LABELS = {"lr_input": "unprocessed LR input", "tiny": "SAGA-SR tiny (roll-off)",
@@ -68,21 +68,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.output = Path(args.output or ("/tmp/miniature/quick/saga_sr" if args.quick else REPO / "docs/miniature/saga_sr"))
     args.run_dir = Path(args.run_dir or f"/tmp/miniature/saga_sr{suffix}")
     return args
-
-
-def train_job(args, name: str, corpus: Path):
-    """The train.py job of one model, or None when ``--skip-train`` finds its checkpoint."""
-    run_dir = args.run_dir / name
-    if args.skip_train and (run_dir / "export.ckpt").is_file():
-        print(f"reusing {run_dir / 'export.ckpt'}")
-        return None
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # a stale CSV log or checkpoint would mix runs
-    cmd = [PYTHON, "train.py", "--model-config", MODELS[name], "--dataset-config", DATASET, "--accelerator", "cpu",
-           "--max-steps", str(args.steps), "--batch-size", str(args.batch_size), "--seed", str(args.seed),
-           "--num-workers", str(args.num_workers), "--logger", "csv", "--save-dir", str(args.run_dir),
-           "--name", name, "--checkpoint-every", str(10 ** 9)]
-    return cmd, args.run_dir / f"{name}_train.log", {"SAGA_HSMAD_DEMO_CORPUS": str(corpus)}
 
 
 def evaluate_job(args, name: str, corpus: Path, sweep: bool):
@@ -181,34 +166,23 @@ def main(argv=None) -> int:
     corpus = demo_corpus(args.corpus)
     ensure_corpus(corpus)
     args.run_dir.mkdir(parents=True, exist_ok=True)
-    times: dict[str, float] = {}
-    jobs = {name: train_job(args, name, corpus) for name in MODELS}
-    todo = [name for name, job in jobs.items() if job is not None]
-    started = time.time()
-    for name, seconds in zip(todo, run_parallel([jobs[n] for n in todo], args.parallel)):
-        times[f"train {name}"] = seconds
-    times["training, wall (parallel)"] = time.time() - started
+    times = train_models(args, MODELS, DATASET, corpus)
     jobs = {name: evaluate_job(args, name, corpus, sweep=name == "tiny") for name in MODELS}
     evals = {name: out for name, (_, out) in jobs.items()}
-    for name, seconds in zip(MODELS, run_parallel([job for job, _ in jobs.values()], args.parallel)):
-        times[f"evaluate {name}"] = seconds
+    times.update({f"evaluate {name}": seconds
+                  for name, seconds in run_named({n: job for n, (job, _) in jobs.items()}, args.parallel).items()})
     commands = list(COMMANDS)
 
     table, paired = combine(evals)
     sweep = json.loads((evals["tiny"] / "summary.json").read_text())["sweep"]
     curves = {name: read_loss_curve(args.run_dir / name) for name in MODELS}
-    loss_tail = {name: (sum(v[-max(1, len(v) // 5):]) / max(1, len(v) // 5)) for name, (_, v) in curves.items()}
+    loss_tail = {name: tail_mean(v) for name, (_, v) in curves.items()}
 
     args.output.mkdir(parents=True, exist_ok=True)
     plot_loss_curves(args.output / "loss_curves.png", {LABELS[n]: c for n, c in curves.items()},
                      f"SAGA-SR tiny, demo corpus, batch {args.batch_size}, seed {args.seed}")
     for name, out in evals.items():
-        dest = args.output / f"eval_{name}"
-        if dest.exists():
-            shutil.rmtree(dest)
-        shutil.copytree(out, dest)
-        for png in dest.rglob("*.png"):
-            shrink_png(png)
+        publish(out, args.output / f"eval_{name}")
     times["total"] = time.time() - start
     result = {"command": command_line(), "commit": git_commit(), "environment": env,
               "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},

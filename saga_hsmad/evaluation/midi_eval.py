@@ -107,12 +107,13 @@ def score_notes(reference: Notes, estimate: Notes, onset_tolerance: float = 0.05
     return NoteScores(n_ref, n_est, len(pairs), float(precision), float(recall), float(f1), tae, bias, r, errors)
 
 
-def reference_notes(midi: str | Path, seconds: float | None = None) -> Notes:
-    """The MIDI's notes as the reference: sustain pedal applied, drums dropped, onsets before ``seconds``."""
-    notes = read_midi(midi, sustain=True, drums="drop").notes
+def reference_notes(midi: str | Path, seconds: float | None = None) -> tuple[Notes, Notes]:
+    """The MIDI's notes with onsets before ``seconds``, sustain pedal applied, read once: (the reference for
+    note scores and chroma, drums dropped; every heard note, drums included, for onset r)."""
+    heard = read_midi(midi, sustain=True, drums="keep").notes
     if seconds is not None:
-        notes = notes.subset(notes.start < seconds)
-    return notes
+        heard = heard.subset(heard.start < seconds)
+    return heard.subset(~heard.is_drum), heard
 
 
 # -- plots ---------------------------------------------------------------------------------------------------
@@ -244,10 +245,7 @@ def evaluate(pieces: tp.Sequence[Piece], transcriber: Transcriber, out: Path, em
     rows, clips = [], {s: [] for s in SYSTEMS}
     pooled = {s: {"n_ref": 0, "n_est": 0, "n_matched": 0, "errors": []} for s in SYSTEMS}
     for piece in tqdm(pieces, desc="transcribing", unit="piece"):
-        reference = reference_notes(piece.midi, max_seconds)
-        heard = read_midi(piece.midi, sustain=True, drums="keep").notes   # onset_r: drums are heard too
-        if max_seconds is not None:
-            heard = heard.subset(heard.start < max_seconds)
+        reference, heard = reference_notes(piece.midi, max_seconds)
         transcriptions = {}
         for system, path in (("generated", piece.generated), ("ground_truth", piece.reference)):
             if path is None:

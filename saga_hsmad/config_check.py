@@ -362,14 +362,12 @@ def validate_dataset_config(config: dict) -> list[Problem]:
         return [Problem("dataset_type", "missing")]
     if dtype not in DATASETS:
         return [Problem("dataset_type", f"unknown dataset type {dtype!r}; known: {DATASETS.names()}")]
-    from .data.loader import NON_CONSTRUCTOR_KEYS, check_repeat
+    from .data.loader import NON_CONSTRUCTOR_KEYS, repeat_problem
 
     kwargs = {k: v for k, v in config.items() if k not in NON_CONSTRUCTOR_KEYS}
     problems = check_kwargs(DATASETS.get(dtype), kwargs, "dataset")
-    try:
-        check_repeat(config, "dataset")
-    except ValueError as e:
-        problems.append(Problem("dataset.repeat", str(e).split(": ", 1)[1]))
+    if (problem := repeat_problem(config)) is not None:
+        problems.append(Problem("dataset.repeat", problem))
     loader_context = ("sample_size", "sample_rate", "audio_channels", "seed", "downsampling_ratio")
     return [p for p in problems if p.path.split(".")[-1] not in loader_context]
 

@@ -2,9 +2,9 @@
 
 stable-audio-tools' own loader factory knows a fixed list of dataset types and hard-codes
 ``persistent_workers=True`` (so ``num_workers=0`` raises); this one builds any registered type and
-passes loader options through. A dataset config may also set ``"repeat": k`` (see ``RepeatedDataset``). Items are ``(audio (c, n), metadata)``; the batch is
-``(audio (b, c, n), [metadata, ...])`` with each padding mask wrapped in a one-element list, the form
-stable-audio-tools 0.0.19's training step indexes.
+passes loader options through. A dataset config may also set ``"repeat": k`` (see ``RepeatedDataset``).
+Items are ``(audio (c, n), metadata)``; the batch is ``(audio (b, c, n), [metadata, ...])`` with each
+padding mask wrapped in a one-element list, the form stable-audio-tools 0.0.19's training step indexes.
 """
 from __future__ import annotations
 
@@ -30,13 +30,20 @@ def collate(items: tp.Sequence[tuple[torch.Tensor, dict]]) -> tuple[torch.Tensor
 NON_CONSTRUCTOR_KEYS = ("dataset_type", "loader", "repeat")
 
 
-def check_repeat(dataset_config: dict, where: str = "dataset config") -> int:
-    """The config's ``repeat`` (default 1); anything but a positive integer is an error naming the key."""
+def repeat_problem(dataset_config: dict) -> str | None:
+    """What is wrong with the config's ``repeat`` (default 1), or None: it must be a positive integer."""
     repeat = dataset_config.get("repeat", 1)
     if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
-        raise ValueError(f"{where}.repeat: must be a positive integer (passes over the data per epoch), "
-                         f"got {repeat!r}")
-    return repeat
+        return f"must be a positive integer (passes over the data per epoch), got {repeat!r}"
+    return None
+
+
+def check_repeat(dataset_config: dict, where: str = "dataset config") -> int:
+    """The config's ``repeat`` (default 1); anything but a positive integer is an error naming the key."""
+    problem = repeat_problem(dataset_config)
+    if problem is not None:
+        raise ValueError(f"{where}.repeat: {problem}")
+    return dataset_config.get("repeat", 1)
 
 
 class RepeatedDataset(torch.utils.data.Dataset):

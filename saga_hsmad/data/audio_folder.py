@@ -15,6 +15,7 @@ import torch
 from ..audio_io import list_audio_files
 from ..paths import resolve_path
 from ..registry import DATASETS
+from .scan import OnBadFile, keep_readable
 from .windows import item_rng, read_window
 
 
@@ -25,10 +26,12 @@ class AudioFolderDataset(torch.utils.data.Dataset):
         split: a subfolder of each root to use (e.g. "train"), or None for the whole root.
         prompt_key: key of the sidecar ``.json`` read as the prompt.
         random_crop: random window offsets (else from the start).
+        on_bad_file: "skip" unreadable files with a warning each, or stop with an "error" (``data.scan``).
     """
 
     def __init__(self, roots: str | list[str], sample_size: int, sample_rate: int, audio_channels: int = 2,
-                 split: str | None = None, prompt_key: str = "caption", random_crop: bool = True, seed: int = 0):
+                 split: str | None = None, prompt_key: str = "caption", random_crop: bool = True, seed: int = 0,
+                 on_bad_file: OnBadFile = "skip"):
         roots = [roots] if isinstance(roots, str) else list(roots)
         self.files: list[Path] = []
         for root in roots:
@@ -40,6 +43,7 @@ class AudioFolderDataset(torch.utils.data.Dataset):
                                         + (" (build the demo corpus: python -m saga_hsmad.data.demo_corpus)"
                                            if "demo_corpus" in str(folder) else ""))
             self.files += list_audio_files(folder)
+        self.files = keep_readable(self.files, lambda path: [path], "audio_folder", on_bad_file, audio_channels)
         self.sample_size, self.sample_rate, self.channels = sample_size, sample_rate, audio_channels
         self.prompt_key, self.random_crop, self.seed, self.epoch = prompt_key, random_crop, seed, 0
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from ..paths import resolve_path
 from ..registry import DATASETS
 from .midi_audio_dataset import MidiAudioDataset, Track
+from .scan import OnBadFile
 
 SPLITS = ("train", "validation", "test")
 SPLIT_ALIASES = {"valid": "validation", "val": "validation"}
@@ -42,9 +43,9 @@ class MaestroDataset(MidiAudioDataset):
                  downsampling_ratio: int | None = None, split: str | None = "train", csv_name: str | None = None,
                  style: str = "Classical Piano Performance", performance_midi: bool = True,
                  structure: dict | None = None, structure_id: str = "midi", style_id: str = "style",
-                 random_crop: bool = True, max_draws: int = 8):
+                 random_crop: bool = True, max_draws: int = 8, on_bad_file: OnBadFile = "skip"):
         super().__init__(sample_size, sample_rate, audio_channels, seed, downsampling_ratio, structure, structure_id,
-                         style_id, random_crop, max_draws)
+                         style_id, random_crop, max_draws, on_bad_file)
         folder = resolve_path(root, "root")
         split = SPLIT_ALIASES.get(split, split)
         if split is not None and split not in SPLITS:
@@ -63,6 +64,7 @@ class MaestroDataset(MidiAudioDataset):
                     if not path.is_file():
                         raise FileNotFoundError(f"maestro: {table.name} line {line} names {path}, which does not exist")
                 self.tracks.append(Track(audio, midi, style, mask_tempo=performance_midi))
+        self.drop_unreadable()
 
     @staticmethod
     def _csv(folder: Path, csv_name: str | None) -> Path:

@@ -44,9 +44,8 @@ from ..conditioners.hierarchical_midi import RENDER_KEYS, StructureRender, windo
 from ..paths import resolve_path
 from ..registry import DATASETS
 from ..symbolic.midi import Score
+from .scan import MIDI_EXTENSIONS, OnBadFile, keep_readable
 from .windows import item_rng, read_window
-
-MIDI_EXTENSIONS = (".mid", ".midi")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,13 +97,16 @@ class MidiAudioDataset(torch.utils.data.Dataset):
         structure_id, style_id: metadata keys = the conditioner ids.
         random_crop: random window offsets (else every window starts at 0).
         max_draws: window draws per item while the MIDI window is silent (1 = no redraw).
+        on_bad_file: "skip" tracks whose audio or MIDI is unreadable, with a warning per file, or stop with an
+            "error" (``data.scan``); each type calls ``drop_unreadable`` once its tracks are listed.
     """
 
     type_name = "midi_audio"
 
     def __init__(self, sample_size: int, sample_rate: int, audio_channels: int = 2, seed: int = 0,
                  downsampling_ratio: int | None = None, structure: dict | None = None, structure_id: str = "midi",
-                 style_id: str = "style", random_crop: bool = True, max_draws: int = 8):
+                 style_id: str = "style", random_crop: bool = True, max_draws: int = 8,
+                 on_bad_file: OnBadFile = "skip"):
         where = self.type_name
         if downsampling_ratio is None:
             raise ValueError(f"{where}: needs the model's pretransform downsampling_ratio (SR_latent = sample_rate / "
@@ -133,7 +135,13 @@ class MidiAudioDataset(torch.utils.data.Dataset):
         self.duration = sample_size / sample_rate
         self.structure_id, self.style_id = structure_id, style_id
         self.random_crop, self.max_draws, self.seed, self.epoch = random_crop, max_draws, seed, 0
+        self.on_bad_file = on_bad_file
         self.tracks: list[Track] = []
+
+    def drop_unreadable(self) -> None:
+        """Leave out (or refuse, per ``on_bad_file``) the tracks whose audio or MIDI cannot be read."""
+        self.tracks = keep_readable(self.tracks, lambda t: (t.audio, t.midi), self.type_name, self.on_bad_file,
+                                    self.channels)
 
     def __len__(self) -> int:
         return len(self.tracks)
@@ -198,9 +206,9 @@ class MidiAudioFolderDataset(MidiAudioDataset):
                  style_field: str = "style", default_style: str | None = None,
                  missing_midi: tp.Literal["error", "skip"] = "error", performance_midi: bool = False,
                  structure: dict | None = None, structure_id: str = "midi", style_id: str = "style",
-                 random_crop: bool = True, max_draws: int = 8):
+                 random_crop: bool = True, max_draws: int = 8, on_bad_file: OnBadFile = "skip"):
         super().__init__(sample_size, sample_rate, audio_channels, seed, downsampling_ratio, structure, structure_id,
-                         style_id, random_crop, max_draws)
+                         style_id, random_crop, max_draws, on_bad_file)
         if missing_midi not in ("error", "skip"):
             raise ValueError(f"{self.type_name}: missing_midi must be 'error' or 'skip', got {missing_midi!r}")
         roots = [roots] if isinstance(roots, str) else list(roots)
@@ -220,6 +228,7 @@ class MidiAudioFolderDataset(MidiAudioDataset):
                                             "set missing_midi: \"skip\"")
                 style = self._style(audio, style_field, default_style)
                 self.tracks.append(Track(audio, midi, style, mask_tempo=performance_midi))
+        self.drop_unreadable()
 
     def _style(self, audio: Path, field: str, default: str | None) -> str:
         sidecar = audio.with_suffix(".json")

@@ -25,6 +25,7 @@ import yaml
 from ..paths import resolve_path
 from ..registry import DATASETS
 from .midi_audio_dataset import MidiAudioDataset, Track
+from .scan import OnBadFile
 
 SPLITS = ("train", "validation", "test", "omitted")
 SPLIT_ALIASES = {"valid": "validation", "val": "validation"}
@@ -72,9 +73,10 @@ class SlakhDataset(MidiAudioDataset):
     def __init__(self, root: str, sample_size: int, sample_rate: int, audio_channels: int = 2, seed: int = 0,
                  downsampling_ratio: int | None = None, split: str | None = "train", mix_name: str = "mix.flac",
                  midi_name: str = "all_src.mid", fallback_style: str = "Music", structure: dict | None = None,
-                 structure_id: str = "midi", style_id: str = "style", random_crop: bool = True, max_draws: int = 8):
+                 structure_id: str = "midi", style_id: str = "style", random_crop: bool = True, max_draws: int = 8,
+                 on_bad_file: OnBadFile = "skip"):
         super().__init__(sample_size, sample_rate, audio_channels, seed, downsampling_ratio, structure, structure_id,
-                         style_id, random_crop, max_draws)
+                         style_id, random_crop, max_draws, on_bad_file)
         folder = resolve_path(root, "root")
         split = SPLIT_ALIASES.get(split, split)
         if split is not None:
@@ -96,3 +98,4 @@ class SlakhDataset(MidiAudioDataset):
             self.tracks.append(Track(audio, midi, slakh_style(metadata, fallback_style)))
         if not self.tracks:
             raise FileNotFoundError(f"slakh: no track folders (with metadata.yaml) under {folder}")
+        self.drop_unreadable()

@@ -35,6 +35,7 @@ from ..dsp.rolloff import spectral_rolloff
 from ..paths import resolve_path
 from ..registry import DATASETS
 from .captions import CaptionStore
+from .scan import OnBadFile, keep_readable
 from .windows import item_rng, read_window
 
 SPLITS = ("train", "valid", "test")
@@ -67,6 +68,7 @@ class SuperResolutionDataset(torch.utils.data.Dataset):
             file list's folder).
         allow_empty_captions: a missing caption becomes "" instead of an error.
         random_crop: random window offsets (else every window starts at 0).
+        on_bad_file: "skip" unreadable files with a warning each, or stop with an "error" (``data.scan``).
         cutoff_range, filter_orders, filter_families, max_cutoff_ratio, cutoff_step_hz, below_range: the LR
             simulation (``dsp.lowpass.simulate_lowres``: ``cutoff_range``, ``orders``, ``families``,
             ``clamp``, ``cutoff_step_hz``, ``below_range``); defaults are the paper's recipe.
@@ -79,7 +81,8 @@ class SuperResolutionDataset(torch.utils.data.Dataset):
                  audio_channels: int = 2, seed: int = 0,
                  cutoff_range: tp.Sequence[float] = (2000.0, 16000.0), filter_orders: tp.Sequence[int] = (2, 10),
                  filter_families: tp.Sequence[FilterFamily] = FAMILIES, max_cutoff_ratio: float | None = 0.94,
-                 cutoff_step_hz: int = 25, below_range: tp.Literal["clamp", "range"] = "clamp"):
+                 cutoff_step_hz: int = 25, below_range: tp.Literal["clamp", "range"] = "clamp",
+                 on_bad_file: OnBadFile = "skip"):
         if (root is None) == (file_list is None):
             raise ValueError("super_resolution: give exactly one of 'root' (folder or list of folders) and "
                              "'file_list'")
@@ -98,6 +101,7 @@ class SuperResolutionDataset(torch.utils.data.Dataset):
         if not self.files:
             raise FileNotFoundError(f"super_resolution: no audio files ({', '.join(AUDIO_EXTENSIONS)}) under "
                                     f"{[str(r) for r in self.roots]}" + (f" split {split!r}" if split else ""))
+        self.files = keep_readable(self.files, lambda path: [path], "super_resolution", on_bad_file, audio_channels)
         self.captions = self._caption_store(captions, allow_empty_captions)
         self.sample_size, self.sample_rate, self.channels = sample_size, sample_rate, audio_channels
         self.seed, self.epoch, self.random_crop = seed, 0, random_crop

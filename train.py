@@ -50,13 +50,14 @@ def main(argv=None) -> int:
     import torch
 
     import saga_hsmad
-    from saga_hsmad.config_check import ConfigError, load_config, validate_pair
+    from saga_hsmad.config_check import ConfigError, check_train_args, load_config, validate_pair
     from saga_hsmad.data.loader import create_dataloader_from_config
     from saga_hsmad.training.callbacks import make_callbacks, make_logger
     from saga_hsmad.training.pretrained import load_pretrained, load_pretransform
 
     saga_hsmad.install()
     model_config = load_config(args.model_config, "model")
+    check_train_args(model_config, args.batch_size, args.accum_batches, args.num_workers)
     dataset_config = load_config(args.dataset_config, "dataset")
     for path in filter(None, [args.dataset_config, args.val_dataset_config]):
         problems = validate_pair(model_config, load_config(path, "dataset"))

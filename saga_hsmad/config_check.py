@@ -4,7 +4,13 @@ stable-audio-tools reads configs with ``dict.get`` and ignores what it does not 
 silently does nothing. ``validate_model_config`` checks every section against the constructor it feeds
 (unknown keys, value types from annotations or defaults, missing required keys) and the dimensions that
 must agree between parts (pretransform channels, conditioning widths, backbone input widths, routed ids),
-and reports each problem with its key path. Nothing is constructed and no weights are read.
+and reports each problem with its key path. Nothing is constructed and no weights are read. Sizes that
+cannot work are refused here too (``MAX_SAMPLE_SIZE``, the dataset's ``repeat``), and ``check_train_args``
+does the same for train.py's flags, with the memory the loader's batches would take.
+
+Given a model config, the command line also checks each dataset config against it: the piano-roll settings
+(``validate_pair``) and the files, by building the dataset as training would (``check_dataset_files``: one
+``ERROR <file>: <reason>`` line per file the start-up scan of ``data.scan`` finds unusable).
 
     python -m saga_hsmad.config_check model_configs/saga_sr/tiny.json dataset_configs/saga_sr/demo.json
     python -m saga_hsmad.config_check --describe            # every registered type, keys and defaults
@@ -15,6 +21,7 @@ import argparse
 import dataclasses
 import inspect
 import json
+import os
 import sys
 import typing as tp
 from pathlib import Path
@@ -171,11 +178,36 @@ def pretransform_channels(cfg: dict | None) -> tuple[int | None, int | None]:
     return None, None
 
 
+# Bounds of the top-level sizes: far beyond the shipped configs (HS-MAD paper: 1,327,104 samples), far
+# below what fails only with an out-of-memory traceback.
+MAX_SAMPLE_SIZE = 2**24  # 380 s at 44.1 kHz
+MAX_SAMPLE_RATE = 384_000
+MAX_AUDIO_CHANNELS = 8
+
+
+def _size_problems(config: dict) -> list[Problem]:
+    """``sample_size``, ``sample_rate`` and ``audio_channels`` must be integers in 1..their bound."""
+    problems = []
+    for key, bound in (("sample_size", MAX_SAMPLE_SIZE), ("sample_rate", MAX_SAMPLE_RATE),
+                       ("audio_channels", MAX_AUDIO_CHANNELS)):
+        if key not in config:
+            continue
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.append(Problem(key, f"must be an integer, got {json.dumps(value)}"))
+        elif not 1 <= value <= bound:
+            problems.append(Problem(key, f"must be positive and at most {bound}, got {value}"))
+    return problems
+
+
 def validate_model_config(config: dict) -> list[Problem]:
     problems: list[Problem] = []
     for key in ("model_type", "sample_rate", "sample_size", "model"):
         if key not in config:
             problems.append(Problem(key, "missing"))
+    if problems:
+        return problems
+    problems += _size_problems(config)
     if problems:
         return problems
     known_top = {"model_type", "sample_rate", "sample_size", "audio_channels", "model", "training", "sampling"}
@@ -372,6 +404,80 @@ def validate_dataset_config(config: dict) -> list[Problem]:
     return [p for p in problems if p.path.split(".")[-1] not in loader_context]
 
 
+def check_dataset_files(model_config: dict, dataset_config: dict, where: str = "dataset config") -> list[Problem]:
+    """The files of the dataset that training could not use, one Problem each (its path, the reason),
+    found by building the dataset as train.py does (the model's sample_size, sample_rate, audio_channels
+    and pretransform ratio) with ``on_bad_file`` "error"; a dataset that does not build is one Problem."""
+    from .data.loader import create_dataset_from_config
+    from .data.scan import UnreadableFilesError
+    from .factory import create_pretransform_from_config
+
+    try:
+        pretransform, ratio = model_config["model"].get("pretransform"), 1
+        if pretransform:  # built, as train.py does, since only the pretransform knows its ratio for every type
+            ratio = create_pretransform_from_config(pretransform, model_config["sample_rate"]).downsampling_ratio
+        create_dataset_from_config({**dataset_config, "on_bad_file": "error"}, where,
+                                   sample_size=model_config["sample_size"], sample_rate=model_config["sample_rate"],
+                                   audio_channels=model_config.get("audio_channels", 2), seed=0,
+                                   downsampling_ratio=ratio)
+    except UnreadableFilesError as e:
+        return [Problem(str(path), reason) for path, reason in e.bad.items()]
+    except Exception as e:  # the dataset itself cannot be built (missing folder, caption, bad settings ...)
+        return [Problem(where, f"cannot be built: {e}")]
+    return []
+
+
+MAX_BATCH_SIZE = 4096
+
+
+def available_memory() -> int | None:
+    """Bytes of RAM available now (psutil, else sysconf), or None when unknown."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        try:
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" or n == int(n) else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+def check_train_args(model_config: dict, batch_size: int, accum_batches: int = 1, num_workers: int = 0) -> None:
+    """Refuse train.py flags that cannot work, naming the flag: ``--batch-size`` in 1..``MAX_BATCH_SIZE``,
+    ``--accum-batches`` >= 1, ``--num-workers`` >= 0, and batches of audio that the loader would hold in
+    more memory than is available: each is batch × audio_channels × sample_size float32 samples, and up to
+    2 per loader worker (PyTorch's default prefetch) plus the one in training are held at once. That is a
+    floor (the model, its activations and SAGA-SR's LR copy of each batch come on top)."""
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise ConfigError(f"--batch-size {batch_size}: must be positive and at most {MAX_BATCH_SIZE}; use "
+                          "--accum-batches for larger effective batches")
+    if accum_batches < 1:
+        raise ConfigError(f"--accum-batches {accum_batches}: must be at least 1")
+    if num_workers < 0:
+        raise ConfigError(f"--num-workers {num_workers}: must be at least 0 (0 loads in the training process)")
+    available = available_memory()
+    if available is None:
+        return
+    channels, size = model_config.get("audio_channels", 2), model_config["sample_size"]
+    per_batch = batch_size * channels * size * 4
+    held = 2 * num_workers + 1
+    if per_batch * held > available:
+        raise ConfigError(
+            f"--batch-size {batch_size}: one batch of audio is {batch_size} × {channels} channels × {size} "
+            f"samples × 4 bytes = {_bytes(per_batch)}, and the loader holds up to {held} batches (2 per worker with "
+            f"--num-workers {num_workers}, plus the one in training) = {_bytes(per_batch * held)}, more than the "
+            f"{_bytes(available)} of RAM available; lower --batch-size (or --num-workers, or the model's "
+            "sample_size)")
+
+
 def validate_pair(model_config: dict, dataset_config: dict) -> list[Problem]:
     """Problems between a dataset config and the model it trains (e.g. piano-roll settings that differ
     from the model's MIDI conditioner), from each conditioner type's ``check_dataset_config``."""
@@ -425,15 +531,35 @@ def main(argv=None) -> int:
     if args.describe:
         print(describe())
     status = 0
+    models, datasets = [], []
     for path in args.configs:
         try:
             raw = json.loads(Path(path).read_text())
             kind = "dataset" if "dataset_type" in raw else "model"
-            load_config(path, kind)
-            print(f"{path}: ok ({kind} config)")
+            config = load_config(path, kind)
         except (ConfigError, FileNotFoundError, json.JSONDecodeError) as e:
             print(f"{e}", file=sys.stderr)
             status = 1
+            continue
+        if kind == "model":
+            models.append((path, config))
+            print(f"{path}: ok (model config)")
+        else:
+            datasets.append((path, config))
+    for path, config in datasets:
+        problems = []
+        for model_path, model_config in models:
+            pair = validate_pair(model_config, config)
+            problems += [f"{path} does not fit {model_path}: {p}" for p in pair]
+            if not pair:
+                problems += [f"ERROR {p}" for p in check_dataset_files(model_config, config, path)]
+        for line in dict.fromkeys(problems):  # one line per file, whichever model found it
+            print(line, file=sys.stderr)
+        if problems:
+            status = 1
+        else:
+            scanned = "its files scanned" if models else "files not scanned: give a model config too"
+            print(f"{path}: ok (dataset config; {scanned})")
     if not args.configs and not args.describe:
         parser.print_help()
     return status

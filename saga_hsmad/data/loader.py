@@ -30,11 +30,16 @@ def collate(items: tp.Sequence[tuple[torch.Tensor, dict]]) -> tuple[torch.Tensor
 NON_CONSTRUCTOR_KEYS = ("dataset_type", "loader", "repeat")
 
 
+MAX_REPEAT = 10_000  # an epoch of repeat x items is shuffled as one permutation of that many indices
+
+
 def repeat_problem(dataset_config: dict) -> str | None:
-    """What is wrong with the config's ``repeat`` (default 1), or None: it must be a positive integer."""
+    """What is wrong with the config's ``repeat`` (default 1), or None: an integer in 1..``MAX_REPEAT``."""
     repeat = dataset_config.get("repeat", 1)
     if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
         return f"must be a positive integer (passes over the data per epoch), got {repeat!r}"
+    if repeat > MAX_REPEAT:
+        return f"must be at most {MAX_REPEAT} (passes over the data per epoch), got {repeat}"
     return None
 
 

@@ -93,7 +93,9 @@ def _probe_pedalboard(path: Path, sf_error: Exception) -> tuple[int | None, str 
             f.seek(max(frames - PROBE_FRAMES, 0))
             tail = f.read(min(PROBE_FRAMES, frames)).T
     except Exception as pb_error:
-        return None, f"is not readable audio ({sf_error}; {pb_error})"
+        # libsndfile's own words ("Format not recognised."), without the path the WARNING line already names
+        reason = getattr(sf_error, "error_string", None) or f"{sf_error}; {pb_error}"
+        return None, f"is not readable audio ({reason})"
     return _check_samples(head, tail, frames, channels)
 
 

@@ -1,6 +1,7 @@
 """Auxiliary labels (spec §3): key, chroma, beats/downbeats, tempo, masks and grid lengths."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import mido
@@ -8,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from saga_hsmad.conditioners.hierarchical_midi import StructureRender
+from saga_hsmad.models.structure_packing import unpack_structure
 from saga_hsmad.symbolic.labels import (KEY_IGNORE_INDEX, KEY_NAMES, KK_MAJOR, KK_MINOR, derive_labels,
                                         denormalise_bpm, estimate_key, normalise_bpm)
 from saga_hsmad.symbolic.midi import Notes, Score, read_midi
@@ -192,16 +195,39 @@ def test_beats_three_four_with_tempo_change_in_a_window(tmp_path):
 
 
 def test_tempo_and_beats_masked_without_tempo_information(tmp_path):
-    for name, conductor in [("none.mid", [(0, ts(4, 4))]), ("default.mid", [(0, ts(4, 4)), (0, tempo(120))])]:
-        lab = labels(read_midi(midi_file(tmp_path, name, conductor)))
-        assert not lab["tempo_mask"].any() and not lab["beat_mask"].any() and not lab["downbeat_mask"].any()
-        assert lab["chroma_mask"].any() and lab["key_mask"].sum() == 0   # one pitch class: no key either
+    lab = labels(read_midi(midi_file(tmp_path, "none.mid", [(0, ts(4, 4))])))
+    assert not lab["tempo_mask"].any() and not lab["beat_mask"].any() and not lab["downbeat_mask"].any()
+    assert lab["chroma_mask"].any() and lab["key_mask"].sum() == 0   # one pitch class: no key either
+    # an explicit set_tempo is information even at the MIDI default 120 bpm (before: masked like no tempo)
+    lab = labels(read_midi(midi_file(tmp_path, "default.mid", [(0, ts(4, 4)), (0, tempo(120))])))
+    assert lab["tempo_mask"].all() and lab["beat_mask"].all() and lab["downbeat_mask"].all()
+    np.testing.assert_allclose(lab["tempo"].numpy(), 0.0)
     # tempo but no time signature: beats usable, downbeats (a 4/4 guess) masked
     lab = labels(read_midi(midi_file(tmp_path, "nots.mid", [(0, tempo(90))])))
     assert lab["beat_mask"].all() and lab["tempo_mask"].all() and not lab["downbeat_mask"].any()
     # a plain note list has no tempo information
     lab = labels(Score.from_notes(cadence(0)))
     assert not lab["tempo_mask"].any() and not lab["beat_mask"].any()
+
+
+@pytest.mark.parametrize("bad_bpm", [math.inf, math.nan, 0.0])
+def test_non_finite_tempo_label_is_masked_never_nan(bad_bpm):
+    """Belt and braces behind the reader's tempo checks: a tempo map that gives a non-finite label (inf bpm from
+    a 0 us set_tempo, NaN, 0 bpm) masks the frames it touches and writes 0 there, so no NaN reaches a loss."""
+    score = dataclasses.replace(Score.from_notes(cadence(0), end_time=DUR), tempo_times=np.array([0.0, 3.0]), tempo_bpm=np.array([90.0, bad_bpm]),
+                                has_tempo_info=True)
+    lab = labels(score)
+    tempo, mask = lab["tempo"], lab["tempo_mask"]
+    assert torch.isfinite(tempo).all()
+    k = int(3.0 / LEN_L)                                        # the first frame the bad segment touches
+    assert mask[:k].all() and not mask[k:].any()
+    np.testing.assert_allclose(tempo[:k].numpy(), math.log2(90 / 120), atol=1e-6)
+    assert not tempo[k:].any()
+    # and the packed training structure (what a batch carries) has no NaN at all, labels included
+    packed = StructureRender(44100, 512).render(score, DUR)
+    assert torch.isfinite(packed).all()
+    _, _, unpacked = unpack_structure(packed[None], factors=(4, 4))
+    assert not bool(unpacked["tempo_mask"][0, k:].any())
 
 
 def test_bpm_normalisation_round_trip():

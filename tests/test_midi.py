@@ -7,7 +7,8 @@ import mido
 import numpy as np
 import pytest
 
-from saga_hsmad.symbolic.midi import MidiError, Notes, Score, read_midi
+from saga_hsmad.symbolic.midi import (MAX_BEATS, MAX_MIDI_SECONDS, OPEN_NOTE_CAP, MidiError, MidiWarning, Notes, Score,
+                                      read_midi)
 
 PPQ = 480
 
@@ -133,11 +134,22 @@ def test_velocity_zero_note_on_is_note_off(tmp_path):
     assert_table(s.notes, [(60, 0.0, 0.5, 100), (60, 0.5, 1.0, 50)])
 
 
-# ---------------------------------------------------------------- overlapping notes of one pitch: FIFO
-def test_overlapping_same_pitch_fifo(tmp_path):
-    # on A @0, on B @240, off @480, off @960 -> FIFO: A [0, 0.5], B [0.25, 1.0] (LIFO would give A [0, 1])
+# ---------------------------------------------------------------- re-struck pitches, unclosed notes
+def test_restrike_ends_the_sounding_note(tmp_path):
+    # on A @0, on B @240, off @480, off @960: the re-strike ends A (one key, one string, as a synth does);
+    # the first off ends B, the second has nothing left to end (FIFO pairing gave A [0, 0.5], B [0.25, 1.0])
     path = _file(tmp_path, "overlap.mid", [[(0, on(60, 10)), (240, on(60, 20)), (240, off(60)), (480, off(60))]])
-    assert_table(read_midi(path).notes, [(60, 0.0, 0.5, 10), (60, 0.25, 1.0, 20)])
+    assert_table(read_midi(path).notes, [(60, 0.0, 0.25, 10), (60, 0.25, 0.5, 20)])
+
+
+def test_restrike_without_note_offs(tmp_path):
+    # a pitch struck three times and released once, then 100 s of silence (a marker): each strike ends the
+    # previous one; before, the off ended the first and the other two rang to the end of the file (101.5 s)
+    path = _file(tmp_path, "restrike3.mid", [[(0, on(60, 10)), (480, on(60, 20)), (480, on(60, 30)), (480, off(60)),
+                                              (200 * 480, mido.MetaMessage("marker"))]])
+    s = read_midi(path)
+    assert_table(s.notes, [(60, 0.0, 0.5, 10), (60, 0.5, 1.0, 20), (60, 1.0, 1.5, 30)])
+    assert s.end_time == pytest.approx(101.5)
 
 
 def test_overlap_is_per_channel_and_open_notes_end_at_file_end(tmp_path):
@@ -147,6 +159,20 @@ def test_overlap_is_per_channel_and_open_notes_end_at_file_end(tmp_path):
     s = read_midi(path)
     assert_table(s.notes, [(60, 0.0, 1.0, 10), (60, 0.0, 0.5, 20)])
     assert list(s.notes.channel) == [0, 1]
+
+
+def test_unclosed_notes_are_capped(tmp_path):
+    # no note-off: the note ends at the end of the file, but at most OPEN_NOTE_CAP seconds after its onset;
+    # a key released under a pedal that never lifts: at most OPEN_NOTE_CAP seconds after the key release
+    assert OPEN_NOTE_CAP == 10.0
+    short = _file(tmp_path, "short.mid", [[(0, on(60, 10)), (3 * 960, mido.MetaMessage("marker"))]])
+    assert_table(read_midi(short).notes, [(60, 0.0, 3.0, 10)])
+    long = _file(tmp_path, "long.mid", [[(0, on(60, 10)), (0, cc64(127)), (0, on(62, 20)), (960, off(62)),
+                                         (100 * 960, mido.MetaMessage("marker"))]])
+    with pytest.warns(MidiWarning, match=r"long\.mid: 2 notes without a note-off or pedal release"):
+        s = read_midi(long)
+    assert_table(s.notes, [(60, 0.0, 10.0, 10), (62, 0.0, 11.0, 20)])
+    assert s.end_time == pytest.approx(101.0)
 
 
 def test_same_tick_on_off_order(tmp_path):
@@ -217,15 +243,41 @@ def test_drums_drop(tmp_path):
 
 # ---------------------------------------------------------------- tempo information rule
 def test_has_tempo_info_rule(tmp_path):
+    # an explicit set_tempo is information, whatever its value; only its absence is not
     notes = [(0, on(60)), (480, off(60))]
     assert not read_midi(_file(tmp_path, "none.mid", [notes])).has_tempo_info           # no set_tempo
-    assert not read_midi(_file(tmp_path, "d.mid", [[(0, tempo(120))] + notes])).has_tempo_info  # default only
-    assert not read_midi(_file(tmp_path, "dd.mid", [[(0, tempo(120)), (240, tempo(120))] + notes])).has_tempo_info
+    assert read_midi(_file(tmp_path, "d.mid", [[(0, tempo(120))] + notes])).has_tempo_info   # 120 bpm, stated
+    assert read_midi(_file(tmp_path, "dd.mid", [[(0, tempo(120)), (240, tempo(120))] + notes])).has_tempo_info
     assert read_midi(_file(tmp_path, "t.mid", [[(0, tempo(100))] + notes])).has_tempo_info
     assert read_midi(_file(tmp_path, "tc.mid", [[(0, tempo(120)), (240, tempo(90))] + notes])).has_tempo_info
     s = read_midi(_file(tmp_path, "none2.mid", [notes]))
     assert not s.has_time_signature
     np.testing.assert_allclose(s.tempo_bpm, [120.0])
+
+
+def test_tempo_zero_is_skipped_with_a_warning(tmp_path):
+    # set_tempo 0 us per quarter is an infinite tempo: before, the map held inf bpm, every time was 0 s and the
+    # tempo label was NaN with its mask on. Now the event is skipped (the previous tempo holds) with a warning
+    trk = bytes([0x00, 0xFF, 0x51, 0x03, 0x00, 0x00, 0x00,      # set_tempo 0 at tick 0
+                 0x00, 0x90, 60, 100, 0x60, 0x80, 60, 0,         # note 60, ticks 0 .. 96 (1 quarter)
+                 0x00, 0xFF, 0x51, 0x03, 0x0F, 0x42, 0x40,      # set_tempo 1,000,000 us (60 bpm) at 96
+                 0x00, 0xFF, 0x51, 0x03, 0x00, 0x00, 0x00,      # set_tempo 0 again at 96: skipped, 60 bpm holds
+                 0x60, 0x90, 62, 100, 0x60, 0x80, 62, 0,        # note 62, ticks 192 .. 288
+                 0x00, 0xFF, 0x2F, 0x00])
+    path = tmp_path / "tempo0.mid"
+    path.write_bytes(_raw_midi(trk))
+    with pytest.warns(MidiWarning, match=r"tempo0\.mid.*set_tempo of 0"):
+        s = read_midi(path)
+    np.testing.assert_allclose(s.tempo_bpm, [120.0, 60.0])
+    assert s.has_tempo_info                                     # the valid 60 bpm event is information
+    assert_table(s.notes, [(60, 0.0, 0.5, 100), (62, 1.5, 2.5, 100)])
+    only_zero = tmp_path / "only0.mid"
+    only_zero.write_bytes(_raw_midi(bytes([0x00, 0xFF, 0x51, 0x03, 0x00, 0x00, 0x00, 0x00, 0x90, 60, 100,
+                                           0x60, 0x80, 60, 0, 0x00, 0xFF, 0x2F, 0x00])))
+    with pytest.warns(MidiWarning, match="only0.mid"):
+        s = read_midi(only_zero)
+    assert not s.has_tempo_info and np.isfinite(s.tempo_bpm).all()
+    assert_table(s.notes, [(60, 0.0, 0.5, 100)])
 
 
 # ---------------------------------------------------------------- beats from time signatures
@@ -261,6 +313,37 @@ def test_malformed_truncated_empty_raise_midi_error(tmp_path):
             read_midi(path)
     with pytest.raises(MidiError, match="missing.mid"):
         read_midi(tmp_path / "missing.mid")
+
+
+def test_absurd_length_raises_midi_error_before_allocating(tmp_path):
+    # one note-off 0x0FFFFFFF ticks (the largest delta) after its note-on at 1 tick per quarter: 4.3 years at
+    # 120 bpm. Before, the beat grid asked numpy for 2 GB (MemoryError); now the length is refused up front
+    trk = bytes([0x00, 0x90, 60, 100, 0xFF, 0xFF, 0xFF, 0x7F, 0x80, 60, 0, 0x00, 0xFF, 0x2F, 0x00])
+    path = tmp_path / "forever.mid"
+    path.write_bytes(_raw_midi(trk, ppq=1))
+    with pytest.raises(MidiError, match=r"forever\.mid: lasts 37,282\.7 hours.*longer than the 6 hours"):
+        read_midi(path)
+    assert MAX_MIDI_SECONDS == 6 * 3600
+    # within the length limit but with a beat every microsecond (tempo 1 us per quarter, 1 tick per quarter)
+    fast = bytes([0x00, 0xFF, 0x51, 0x03, 0x00, 0x00, 0x01, 0x00, 0x90, 60, 100, 0x81, 0xB7, 0x8D, 0x40, 0x80, 60,
+                  0, 0x00, 0xFF, 0x2F, 0x00])                   # off after 3,000,000 ticks = 3 s
+    path = tmp_path / "fast.mid"
+    path.write_bytes(_raw_midi(fast, ppq=1))
+    with pytest.raises(MidiError, match=f"fast\\.mid: .*more than {MAX_BEATS:,} beats"):
+        read_midi(path)
+
+
+def test_invalid_time_signature_is_skipped_with_a_warning(tmp_path):
+    # numerator 0 or denominator 2**255: before, an OverflowError traceback (or a division by zero in the grid)
+    for name, num, den_power in [("num0.mid", 0, 2), ("den255.mid", 4, 255)]:
+        trk = bytes([0x00, 0xFF, 0x58, 0x04, num, den_power, 24, 8, 0x00, 0x90, 60, 100, 0x60, 0x80, 60, 0,
+                     0x00, 0xFF, 0x2F, 0x00])
+        path = tmp_path / name
+        path.write_bytes(_raw_midi(trk))
+        with pytest.warns(MidiWarning, match=name.replace(".", r"\.") + ": .*time_signature"):
+            s = read_midi(path)
+        assert not s.has_time_signature and list(s.ts_num) == [4] and list(s.ts_den) == [4]
+        assert len(s.notes) == 1
 
 
 def test_type2_rejected(tmp_path):

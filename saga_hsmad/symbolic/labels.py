@@ -21,7 +21,9 @@ Labels (time first, like the encoder outputs (B, T, D) they supervise) and masks
                                  downbeats also need a time-signature event (``has_time_signature``)
     tempo     (T_L,) float32     log2(bpm / 120), averaged over the frame (the tempo map is piecewise
                                  constant; bpm = 120 * 2 ** tempo; 60 bpm -> -1, 240 bpm -> +1)
-    tempo_mask (T_L,) bool       all False without tempo information
+    tempo_mask (T_L,) bool       all False without tempo information; also False (and tempo 0) on any frame
+                                 whose tempo is not finite (a 0 or infinite bpm in a hand-built map), so
+                                 a loss never sees a NaN under an open mask
     key       (T_L,) int64       Krumhansl-Schmuckler key: the argmax of the Pearson correlation of the
                                  duration-weighted pitch-class histogram with the 24 rotated
                                  Krumhansl-Kessler profiles. Index 0..11 = C..B major, 12..23 = C..B
@@ -201,7 +203,10 @@ def derive_labels(score_window: tp.Union[Score, Notes], duration: float, frame_r
 
     # global level: tempo
     edges_l = np.arange(T_L + 1) * len_l
-    tempo = _average_piecewise_constant(score_window.tempo_times, normalise_bpm(score_window.tempo_bpm), edges_l)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tempo = _average_piecewise_constant(score_window.tempo_times, normalise_bpm(score_window.tempo_bpm), edges_l)
+    tempo_ok = np.isfinite(tempo) & beat_ok
+    tempo = np.where(np.isfinite(tempo), tempo, 0.0)
 
     # global level: key
     if key_context is None:
@@ -227,7 +232,7 @@ def derive_labels(score_window: tp.Union[Score, Notes], duration: float, frame_r
         "downbeat": torch.from_numpy(downbeat),
         "downbeat_mask": torch.full((T_M,), down_ok, dtype=torch.bool),
         "tempo": torch.from_numpy(tempo.astype(np.float32)),
-        "tempo_mask": torch.full((T_L,), beat_ok, dtype=torch.bool),
+        "tempo_mask": torch.from_numpy(tempo_ok),
         "key": torch.from_numpy(key),
         "key_mask": torch.from_numpy(key_mask),
     }

@@ -11,12 +11,19 @@ Parsing rules (each one is a choice; the tests pin them down):
   time division raise :class:`MidiError`.
 - **Tempo map.** ``set_tempo`` events from any track form one global map (several events on one tick:
   the last one wins). Before the first event the MIDI default 500,000 us per quarter (120 bpm) holds.
-  Ticks become seconds through the whole map, vectorised (``_TickClock``).
+  Ticks become seconds through the whole map, vectorised (``_TickClock``). A ``set_tempo`` of 0 us per
+  quarter (an infinite tempo) is skipped with a :class:`MidiWarning`; the tempo before it holds.
 - **Running status** is decoded by ``mido``; **note-on with velocity 0** is a note-off.
-- **Overlapping notes of one pitch** are paired first-in first-out per (channel, pitch): a note-off
-  ends the *oldest* sounding note of that channel and pitch. A note-off with nothing to end is ignored.
-  Notes still sounding at the end of the file end at the file's last event (its end-of-track).
-  Notes of zero length (on and off on one tick) are kept: they carry an onset.
+- **A re-struck pitch** ends the note of that pitch still sounding on that channel at the new onset (one
+  key, one string; a synthesiser does the same), so at most one note per (channel, pitch) has its key down
+  and a note-off ends that one. A note-off with nothing to end is ignored; so is a note-off on the very
+  tick of a re-strike that ended a note (a re-strike written "on, off" on one tick: the off belongs to the
+  note the re-strike ended, as in ``pretty_midi``). Notes of zero length (on and off on one tick, no
+  re-strike) are kept: they carry an onset.
+- **Unclosed notes.** A note whose key is never released ends at the end of the file (its last event),
+  but at most ``OPEN_NOTE_CAP`` (10 s) after its onset; a note released under a sustain pedal that never
+  lifts, at most ``OPEN_NOTE_CAP`` after its key release. A :class:`MidiWarning` says how many notes the
+  cap shortened. (``pretty_midi`` drops such notes; a 10 s cap keeps their onsets and a plausible decay.)
 - **Sustain pedal** (``sustain=True``): CC64 with value >= ``sustain_threshold`` (default 64) is pedal
   down on that channel. A note whose key is released while the pedal is down keeps sounding until the
   pedal goes up, or until the same pitch is struck again on that channel (the re-strike ends it at the
@@ -29,13 +36,17 @@ Parsing rules (each one is a choice; the tests pin them down):
   one denominator note (``4 * ppq / den`` ticks), except in compound metres (numerator 6, 9, 12, ...
   with denominator >= 8) where a beat is a dotted note of three denominator notes and a bar has
   ``num / 3`` beats. The grid starts at tick 0 and restarts at every time-signature change; before
-  the first time signature 4/4 holds. Beats lie in ``[0, end_time)``.
-- ``has_tempo_info`` is **False** when the file has no ``set_tempo`` event, or when every
-  ``set_tempo`` event sets 500,000 us per quarter (120 bpm, the MIDI default): such a map cannot be
-  told apart from "no tempo map", which is what unquantised performance captures (MAESTRO) carry.
-  A dataset that knows better may override it with ``dataclasses.replace(score, has_tempo_info=True)``.
-  ``has_time_signature`` is False when the file has no ``time_signature`` event (4/4 is then assumed
-  for the grid, and labels mask downbeats).
+  the first time signature 4/4 holds. Beats lie in ``[0, end_time)``. A time signature with numerator 0
+  or a denominator other than 1, 2, 4, ..., 128 is skipped with a :class:`MidiWarning`.
+- ``has_tempo_info`` is **True** when the file has at least one (valid) ``set_tempo`` event, whatever its
+  value: an explicit 120 bpm is information, only the absence of a tempo map is not. Performance captures
+  whose tempo map is not musical (MAESTRO's Disklavier files) are masked by their dataset
+  (``performance_midi``), which replaces it with ``dataclasses.replace(score, has_tempo_info=False)``.
+  ``has_time_signature`` is False when the file has no (valid) ``time_signature`` event (4/4 is then
+  assumed for the grid, and labels mask downbeats).
+- **Limits.** A file longer than ``MAX_MIDI_SECONDS`` (6 hours), or whose beat grid would hold more than
+  ``MAX_BEATS`` (1,000,000) beats, raises :class:`MidiError` before anything of that size is allocated
+  (a corrupt delta time or tempo; one maximal delta at 1 tick per quarter is 4 years at 120 bpm).
 - A file that ``mido`` cannot read (empty, truncated, not MIDI, bad data byte, invalid meta event)
   raises :class:`MidiError` naming the file. A readable file with no notes gives an empty note table.
 """
@@ -43,23 +54,34 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import math
 import os
 import typing as tp
-from collections import deque
+import warnings
 
 import mido
 import numpy as np
 
-__all__ = ["MidiError", "Notes", "Score", "read_midi", "beat_grid", "DEFAULT_TEMPO_US", "DRUM_CHANNEL"]
+__all__ = ["MidiError", "MidiWarning", "Notes", "Score", "read_midi", "beat_grid", "DEFAULT_TEMPO_US", "DRUM_CHANNEL",
+           "OPEN_NOTE_CAP", "MAX_MIDI_SECONDS", "MAX_BEATS"]
 
 DEFAULT_TEMPO_US = 500_000  # MIDI default tempo: 500,000 us per quarter note = 120 bpm
 DRUM_CHANNEL = 9            # General MIDI channel 10, zero-based
+OPEN_NOTE_CAP = 10.0        # seconds an unclosed note may last after its onset (or its key release under a pedal)
+MAX_MIDI_SECONDS = 6 * 3600  # longer files are refused: a corrupt delta time, not music
+MAX_BEATS = 1_000_000       # a beat grid larger than this is refused (6 h at 300 bpm in 16ths is 432,000)
+_DENOMINATORS = {2 ** k for k in range(8)}  # time-signature denominators accepted: 1 .. 128
 
 NoteLike = tp.Union["Notes", np.ndarray, tp.Sequence[tp.Sequence[float]]]
 
 
 class MidiError(ValueError):
     """A MIDI file could not be read; the message names the file and the reason."""
+
+
+class MidiWarning(UserWarning):
+    """A MIDI file was read, but part of it was invalid and skipped or repaired; the message names the file
+    and says what was done (``<file>: <reason>``)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -265,23 +287,31 @@ class _TickClock:
 # Beat grid
 # --------------------------------------------------------------------------------------------------
 def beat_grid(ts_ticks: np.ndarray, ts_num: np.ndarray, ts_den: np.ndarray, ppq: int,
-              end_tick: float) -> tp.Tuple[np.ndarray, np.ndarray]:
+              end_tick: float, max_beats: int = MAX_BEATS) -> tp.Tuple[np.ndarray, np.ndarray]:
     """Beat positions in ticks and a downbeat flag for each, from time-signature segments.
 
     ts_ticks (S,) sorted, ts_ticks[0] == 0. Beat length ``4 * ppq / den`` ticks (compound metres,
     ``num % 3 == 0 and num > 3 and den >= 8``: three times that, ``num / 3`` beats per bar). The grid
     restarts at each segment start. Returns (beat_ticks (B,) float64, is_downbeat (B,) bool), beats < end_tick.
+    Raises ValueError, before allocating, when the grid would hold more than ``max_beats`` beats.
     """
-    beats, down = [], []
     bounds = np.append(np.asarray(ts_ticks, dtype=np.float64), max(float(end_tick), float(ts_ticks[-1])))
+    segments = []
     for s in range(len(ts_ticks)):
         num, den = int(ts_num[s]), int(ts_den[s])
         compound = num % 3 == 0 and num > 3 and den >= 8
         beat_len = 4.0 * ppq / den * (3 if compound else 1)
-        per_bar = num // 3 if compound else num
         seg_end = min(bounds[s + 1], float(end_tick))
-        k = np.arange(max(int(np.ceil((seg_end - bounds[s]) / beat_len)), 0))
-        t = bounds[s] + k * beat_len
+        segments.append((bounds[s], seg_end, beat_len, num // 3 if compound else num,
+                         max(math.ceil((seg_end - bounds[s]) / beat_len), 0)))
+    total = sum(seg[-1] for seg in segments)
+    if total > max_beats:
+        raise ValueError(f"its beat grid would hold more than {max_beats:,} beats ({total:,.0f}); its delta times, "
+                         "ticks per quarter or time signatures are corrupt")
+    beats, down = [], []
+    for start, seg_end, beat_len, per_bar, count in segments:
+        k = np.arange(count)
+        t = start + k * beat_len
         k, t = k[t < seg_end], t[t < seg_end]
         beats.append(t)
         down.append(k % per_bar == 0)
@@ -340,12 +370,17 @@ def _merged_events(mid: mido.MidiFile) -> tp.Iterator[tp.Tuple[int, mido.Message
 def _score_from_events(mid: mido.MidiFile, name: str, ppq: int, *, sustain: bool, sustain_threshold: int,
                        drums: str) -> Score:
     n_start, n_end, n_pitch, n_vel, n_prog, n_chan = [], [], [], [], [], []
-    sounding: tp.Dict[tp.Tuple[int, int], deque] = {}   # (ch, pitch) -> note ids with the key down (FIFO)
+    n_release: tp.List[tp.Optional[int]] = []          # tick of the key release (None: key never released)
+    sounding: tp.Dict[tp.Tuple[int, int], int] = {}     # (ch, pitch) -> the note whose key is down
+    restruck: tp.Dict[tp.Tuple[int, int], int] = {}     # (ch, pitch) -> tick of a re-strike that ended a note
     held: tp.List[tp.Dict[int, tp.List[int]]] = [{} for _ in range(16)]  # ch -> pitch -> ids held by pedal
     pedal = [False] * 16
     program = [0] * 16
     tempo_ticks, tempo_us, ts_ticks, ts_num, ts_den = [], [], [], [], []
     last_tick = 0
+
+    def skip(what: str, tick: int, holds: str) -> None:
+        warnings.warn(f"{name}: {what} at tick {tick} skipped; the {holds} before it holds", MidiWarning, stacklevel=4)
 
     for tick, msg in _merged_events(mid):
         last_tick = tick
@@ -355,18 +390,27 @@ def _score_from_events(mid: mido.MidiFile, name: str, ppq: int, *, sustain: bool
             if sustain and held[ch].get(p):          # re-strike ends a pedal-held note of this pitch
                 for i in held[ch].pop(p):
                     n_end[i] = tick
-            sounding.setdefault((ch, p), deque()).append(len(n_start))
-            n_start.append(tick); n_end.append(None); n_pitch.append(p)
+            i = sounding.pop((ch, p), None)
+            if i is not None:                        # re-strike of a key still down ends that note
+                n_end[i], n_release[i] = tick, tick
+                restruck[ch, p] = tick
+            sounding[ch, p] = len(n_start)
+            n_start.append(tick); n_end.append(None); n_release.append(None); n_pitch.append(p)
             n_vel.append(msg.velocity); n_prog.append(program[ch]); n_chan.append(ch)
         elif kind == "note_off" or kind == "note_on":  # note_on with velocity 0 is a note-off
             ch, p = msg.channel, msg.note
-            queue = sounding.get((ch, p))
-            if queue:
-                i = queue.popleft()                   # FIFO: the oldest sounding note of this pitch ends
-                if sustain and pedal[ch]:
-                    held[ch].setdefault(p, []).append(i)
-                else:
-                    n_end[i] = tick
+            i = sounding.get((ch, p))
+            if i is None:
+                continue
+            if restruck.get((ch, p)) == tick == n_start[i]:
+                del restruck[ch, p]                  # "on, off" on one tick: the off belongs to the ended note
+                continue
+            del sounding[ch, p]
+            n_release[i] = tick
+            if sustain and pedal[ch]:
+                held[ch].setdefault(p, []).append(i)
+            else:
+                n_end[i] = tick
         elif kind == "control_change" and msg.control == 64:
             down = msg.value >= sustain_threshold
             if pedal[msg.channel] and not down:
@@ -378,29 +422,52 @@ def _score_from_events(mid: mido.MidiFile, name: str, ppq: int, *, sustain: bool
         elif kind == "program_change":
             program[msg.channel] = msg.program
         elif kind == "set_tempo":
+            if msg.tempo <= 0:
+                skip("set_tempo of 0 us per quarter note (an infinite tempo)", tick, "tempo")
+                continue
             tempo_ticks.append(tick); tempo_us.append(msg.tempo)
         elif kind == "time_signature":
+            if msg.numerator < 1 or msg.denominator not in _DENOMINATORS:
+                den = msg.denominator if msg.denominator < 1024 else f"2**{msg.denominator.bit_length() - 1}"
+                skip(f"time_signature {msg.numerator}/{den} (expected a numerator >= 1 and a "
+                     "denominator of 1, 2, 4, ..., 128)", tick, "time signature")
+                continue
             ts_ticks.append(tick); ts_num.append(msg.numerator); ts_den.append(msg.denominator)
 
-    n_end = [last_tick if e is None else e for e in n_end]   # still sounding or held at the end
-
-    has_tempo_info = any(us != DEFAULT_TEMPO_US for us in tempo_us)
+    has_tempo_info = len(tempo_ticks) > 0
     has_time_signature = len(ts_ticks) > 0
     t_ticks, t_us = _segments(tempo_ticks, [tempo_us], default=[DEFAULT_TEMPO_US])
     s_ticks, (s_num, s_den) = _segments(ts_ticks, [ts_num, ts_den], default=[4, 4])
     clock = _TickClock(t_ticks, t_us[0], ppq)
-
-    beat_ticks, is_down = beat_grid(s_ticks, s_num, s_den, ppq, last_tick)
+    end_time = float(clock(np.array([last_tick]))[0])
+    if end_time > MAX_MIDI_SECONDS:
+        raise MidiError(f"{name}: lasts {end_time / 3600:,.1f} hours, longer than the {MAX_MIDI_SECONDS / 3600:g} "
+                        "hours this reader accepts; a delta time or tempo in it is corrupt")
+    try:
+        beat_ticks, is_down = beat_grid(s_ticks, s_num, s_den, ppq, last_tick)
+    except ValueError as e:
+        raise MidiError(f"{name}: {e}") from e
     beats = clock(beat_ticks)
+
+    # notes whose end no event decided: the end of the file, at most OPEN_NOTE_CAP after their last event
+    unclosed = np.array([e is None for e in n_end], dtype=bool)
+    anchor = clock(np.array([s if r is None else r for s, r in zip(n_start, n_release)], np.float64))
+    end = clock(np.array([last_tick if e is None else e for e in n_end], np.float64))
+    capped = unclosed & (anchor + OPEN_NOTE_CAP < end)
+    end[capped] = anchor[capped] + OPEN_NOTE_CAP
+    if capped.any():
+        warnings.warn(f"{name}: {int(capped.sum())} notes without a note-off or pedal release would sound until the "
+                      f"end of the file; ended {OPEN_NOTE_CAP:g} s after their onset (or key release)", MidiWarning,
+                      stacklevel=3)
     chan = np.asarray(n_chan, dtype=np.int64)
-    notes = Notes.build(pitch=np.asarray(n_pitch, np.int64), start=clock(np.asarray(n_start, np.float64)),
-                        end=clock(np.asarray(n_end, np.float64)), velocity=np.asarray(n_vel, np.float64),
-                        program=np.asarray(n_prog, np.int64), is_drum=chan == DRUM_CHANNEL, channel=chan)
+    notes = Notes.build(pitch=np.asarray(n_pitch, np.int64), start=clock(np.asarray(n_start, np.float64)), end=end,
+                        velocity=np.asarray(n_vel, np.float64), program=np.asarray(n_prog, np.int64),
+                        is_drum=chan == DRUM_CHANNEL, channel=chan)
     if drums == "drop":
         notes = notes.subset(~notes.is_drum)
     return Score(notes=notes, tempo_times=clock(t_ticks), tempo_bpm=60e6 / np.asarray(t_us[0], np.float64),
                  ts_times=clock(s_ticks), ts_num=np.asarray(s_num, np.int64), ts_den=np.asarray(s_den, np.int64),
-                 beats=beats, downbeats=beats[is_down], end_time=float(clock(np.array([last_tick]))[0]),
+                 beats=beats, downbeats=beats[is_down], end_time=end_time,
                  has_tempo_info=has_tempo_info, has_time_signature=has_time_signature, source=name)
 
 

@@ -88,12 +88,13 @@ def main(argv=None) -> int:
         accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy,
         precision=args.precision, accumulate_grad_batches=args.accum_batches, max_steps=args.max_steps,
         max_epochs=-1 if args.max_steps > 0 else 10_000_000, gradient_clip_val=args.gradient_clip_val or None,
-        callbacks=make_callbacks(model_config, run_dir, args.checkpoint_every, dataset_config),
+        callbacks=make_callbacks(model_config, run_dir, args.checkpoint_every, dataset_config, train_loader),
         logger=make_logger(args.logger, run_dir, args.name), default_root_dir=run_dir,
         val_check_interval=args.val_every if (val_loader is not None and args.val_every > 0) else None,
         check_val_every_n_epoch=None if (val_loader is not None and args.val_every > 0) else 1,
         limit_val_batches=1.0 if val_loader is not None else 0, num_sanity_val_steps=0,
-        log_every_n_steps=1, reload_dataloaders_every_n_epochs=0)
+        log_every_n_steps=1, reload_dataloaders_every_n_epochs=0,
+        use_distributed_sampler=False)  # the loaders' ResumableSampler splits the data between processes
     trainer.fit(wrapper, train_loader, val_loader, ckpt_path=args.ckpt_path)
 
     if not args.no_export and trainer.is_global_zero:

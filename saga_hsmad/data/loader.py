@@ -3,11 +3,14 @@
 stable-audio-tools' own loader factory knows a fixed list of dataset types and hard-codes
 ``persistent_workers=True`` (so ``num_workers=0`` raises); this one builds any registered type and
 passes loader options through. A dataset config may also set ``"repeat": k`` (see ``RepeatedDataset``).
+The order and the random windows are a function of (seed, position in the run) (``ResumableSampler``), so a
+run resumed at step k sees the batches an uninterrupted run sees from step k + 1 on.
 Items are ``(audio (c, n), metadata)``; the batch is ``(audio (b, c, n), [metadata, ...])`` with each
 padding mask wrapped in a one-element list, the form stable-audio-tools 0.0.19's training step indexes.
 """
 from __future__ import annotations
 
+import math
 import typing as tp
 
 import numpy as np
@@ -56,11 +59,14 @@ class RepeatedDataset(torch.utils.data.Dataset):
 
     Item ``j`` of epoch ``e`` is item ``j mod n`` of the wrapped dataset at its epoch ``e * repeat + j // n``,
     so draws stay a function of (seed, epoch, index) and no two passes repeat a window. For a small corpus
-    this replaces many tiny epochs (each re-creating the loader workers) by a few long ones; with
-    ``repeat`` 1 the wrapper is not used at all.
+    this replaces many tiny epochs (each re-creating the loader workers) by a few long ones.
+
+    ``index`` may run past ``len(self)``: ``ResumableSampler`` yields item ``j`` of epoch ``e`` as
+    ``e * len(self) + j`` (with ``self.epoch`` left at 0), which reads the same draw. The pass is then carried
+    by the index itself, in whichever process reads it, so nothing depends on when loader workers start.
     """
 
-    def __init__(self, dataset: torch.utils.data.Dataset, repeat: int):
+    def __init__(self, dataset: torch.utils.data.Dataset, repeat: int = 1):
         self.dataset, self.repeat, self.epoch = dataset, repeat, 0
 
     def __len__(self) -> int:
@@ -71,6 +77,57 @@ class RepeatedDataset(torch.utils.data.Dataset):
         if hasattr(self.dataset, "epoch"):
             self.dataset.epoch = self.epoch * self.repeat + index // n
         return self.dataset[index % n]
+
+
+def position_at(global_step: int, batches_per_epoch: int, accumulate: int = 1) -> tuple[int, int]:
+    """(epoch, batches of it already trained) after ``global_step`` optimizer steps.
+
+    Lightning steps every ``accumulate`` batches and at the last batch of an epoch, so an epoch of
+    ``batches_per_epoch`` batches holds ceil(batches_per_epoch / accumulate) steps.
+    """
+    steps_per_epoch = math.ceil(batches_per_epoch / accumulate)
+    epoch, step = divmod(global_step, steps_per_epoch)
+    return epoch, step * accumulate
+
+
+class ResumableSampler(torch.utils.data.Sampler[int]):
+    """The training order as a function of (seed, epoch, position in the epoch).
+
+    Epoch ``e`` visits the ``n`` items in the order ``default_rng([seed, e]).permutation(n)`` (0..n-1 when
+    not shuffled) and yields item ``j`` as ``e * n + j``, so ``RepeatedDataset`` draws its window at that
+    epoch. ``place(epoch, start)`` makes the next iteration begin at item ``start`` of ``epoch``: the
+    ``DataPosition`` callback calls it from the global step when training starts or resumes and at each
+    epoch. With several processes (DDP) rank r of w takes every w-th item of the epoch's order, padded by
+    wrapping to equal length as ``DistributedSampler`` does; ``start`` counts this rank's items.
+    """
+
+    def __init__(self, n: int, seed: int = 0, shuffle: bool = True):
+        self.n, self.seed, self.shuffle = n, seed, shuffle
+        self.epoch, self.start = 0, 0
+
+    @staticmethod
+    def world() -> tuple[int, int]:
+        """(rank, world size) of the process group, (0, 1) without one."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.world()[1])
+
+    def order(self, epoch: int) -> np.ndarray:
+        """This rank's indices for ``epoch`` (each ``epoch * n + j``)."""
+        rank, size = self.world()
+        items = np.random.default_rng([self.seed, epoch]).permutation(self.n) if self.shuffle else np.arange(self.n)
+        return epoch * self.n + np.resize(items, len(self) * size)[rank::size]
+
+    def place(self, epoch: int, start: int = 0) -> None:
+        if not 0 <= start <= len(self):
+            raise ValueError(f"start {start} is outside the epoch's {len(self)} items")
+        self.epoch, self.start = epoch, start
+
+    def __iter__(self) -> tp.Iterator[int]:
+        yield from (int(i) for i in self.order(self.epoch)[self.start:])
 
 
 def create_dataset_from_config(dataset_config: dict, where: str = "dataset config", **context: tp.Any):
@@ -96,21 +153,21 @@ def create_dataloader_from_config(dataset_config: dict, batch_size: int, sample_
                                   downsampling_ratio: int | None = None):
     """``downsampling_ratio`` is the model's pretransform ratio (latent frame rate = sample_rate / ratio),
     passed to datasets that render time-aligned conditions (HS-MAD's piano roll); those datasets refuse to
-    start without it."""
+    start without it. The sampler is a ``ResumableSampler``; in training the ``DataPosition`` callback
+    places it at the trainer's global step."""
     dataset = create_dataset_from_config(dataset_config, where, sample_size=sample_size, sample_rate=sample_rate,
                                          audio_channels=audio_channels, seed=seed,
                                          downsampling_ratio=downsampling_ratio)
     if len(dataset) == 0:
         raise ValueError(f"{where}: the dataset is empty")
-    repeat = check_repeat(dataset_config, where)
-    if repeat > 1:
-        dataset = RepeatedDataset(dataset, repeat)
+    dataset = RepeatedDataset(dataset, check_repeat(dataset_config, where))
     loader_options = dataset_config.get("loader", {})
     generator = torch.Generator().manual_seed(seed)
     if drop_last is None:
         drop_last = len(dataset) >= batch_size
     return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, collate_fn=collate,
-        persistent_workers=False,  # re-created each epoch, so workers see the dataset's new epoch
+        dataset, batch_size=batch_size, sampler=ResumableSampler(len(dataset), seed, shuffle),
+        num_workers=num_workers, collate_fn=collate,
+        persistent_workers=False,  # stable-audio-tools' True raises with num_workers 0
         pin_memory=torch.cuda.is_available(), drop_last=drop_last,
         worker_init_fn=_seed_worker, generator=generator, **loader_options)

@@ -19,15 +19,54 @@ class ModelConfigEmbedder(pl.Callback):
         checkpoint["model_config"] = self.model_config
 
 
-class EpochSetter(pl.Callback):
-    """Tells the training dataset the epoch, so random windows differ between epochs but stay a
-    function of (seed, epoch, index)."""
+class DataPosition(pl.Callback):
+    """Places the training loader's ``ResumableSampler`` at the trainer's global step, so the data order and
+    random windows are a function of (seed, global step): a run resumed at step k sees the batches an
+    uninterrupted run sees from step k + 1 on.
+
+    ``on_load_checkpoint`` runs before Lightning makes the epoch's first iterator (and forks the loader
+    workers); ``on_train_epoch_start`` places each later epoch. It also aligns Lightning's restored loop
+    counters with the step: pytorch_lightning 2.1 saves a step checkpoint before counting its batch as
+    completed, so a resumed run retrained the last batch's slot, shifted gradient-accumulation groups by
+    one batch and, at an epoch boundary, ended the resumed epoch one batch late (skipping one).
+    """
+
+    def __init__(self, loader: torch.utils.data.DataLoader):
+        self.loader = loader
+
+    def position(self, trainer, global_step: int) -> tuple[int, int]:
+        from ..data.loader import position_at
+
+        return position_at(global_step, len(self.loader), trainer.accumulate_grad_batches)
+
+    def place(self, epoch: int, batch: int) -> None:
+        self.loader.sampler.place(epoch, batch * self.loader.batch_size)
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        epoch, batch = self.position(trainer, checkpoint["global_step"])
+        self.place(epoch, batch)
+        align_loop_state(checkpoint, epoch, batch)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        loader = trainer.train_dataloader
-        dataset = getattr(loader, "dataset", None)
-        if dataset is not None and hasattr(dataset, "epoch"):
-            dataset.epoch = trainer.current_epoch
+        self.place(*self.position(trainer, trainer.global_step))
+
+
+def align_loop_state(checkpoint: dict, epoch: int, batch: int) -> None:
+    """Sets the fit loop's epoch and batch counters in a Lightning 2.1 ``checkpoint`` to ``batch`` batches
+    into ``epoch`` (from ``position_at``); the total batch count drops the batches that are retrained."""
+    loop = checkpoint.get("loops", {}).get("fit_loop", {})
+    batches, epochs = loop.get("epoch_loop.batch_progress"), loop.get("epoch_progress")
+    if batches is None or epochs is None:
+        return
+    in_epoch = batches["current"]["processed"]
+    retrained = in_epoch - batch if epoch == epochs["current"]["completed"] else 0
+    trained = batches["total"]["processed"] - retrained
+    batches["is_last_batch"] = False
+    for key in ("ready", "started", "processed", "completed"):
+        batches["current"][key], batches["total"][key] = batch, trained
+    epochs_started = epoch + (batch > 0)
+    for progress in (epochs["current"], epochs["total"]):
+        progress.update(ready=epochs_started, started=epochs_started, processed=epoch, completed=epoch)
 
 
 class DemoCallback(pl.Callback):
@@ -87,12 +126,13 @@ class DemoCallback(pl.Callback):
         return written
 
 
-def make_callbacks(model_config: dict, run_dir: Path, checkpoint_every: int, dataset_config: dict | None = None):
+def make_callbacks(model_config: dict, run_dir: Path, checkpoint_every: int, dataset_config: dict | None = None,
+                   train_loader: torch.utils.data.DataLoader | None = None):
     callbacks = [
         pl.callbacks.ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), every_n_train_steps=checkpoint_every,
                                      save_top_k=-1, save_last=True, filename="step={step}", auto_insert_metric_name=False),
         ModelConfigEmbedder(model_config),
-        EpochSetter(),
+        *([DataPosition(train_loader)] if train_loader is not None else []),
         pl.callbacks.TQDMProgressBar(refresh_rate=1),
     ]
     demo = model_config.get("training", {}).get("demo")

@@ -470,8 +470,9 @@ def check_train_args(model_config: dict, batch_size: int, accum_batches: int = 1
     per_batch = batch_size * channels * size * 4
     held = 2 * num_workers + 1
     if per_batch * held > available:
+        unit = "channel" if channels == 1 else "channels"
         raise ConfigError(
-            f"--batch-size {batch_size}: one batch of audio is {batch_size} × {channels} channels × {size} "
+            f"--batch-size {batch_size}: one batch of audio is {batch_size} × {channels} {unit} × {size} "
             f"samples × 4 bytes = {_bytes(per_batch)}, and the loader holds up to {held} batches (2 per worker with "
             f"--num-workers {num_workers}, plus the one in training) = {_bytes(per_batch * held)}, more than the "
             f"{_bytes(available)} of RAM available; lower --batch-size (or --num-workers, or the model's "

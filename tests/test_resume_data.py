@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,37 @@ def test_batches_do_not_depend_on_workers_and_every_pass_draws_new_windows(noise
     assert len(windows) == 2 * 2 * 4 and len(set(windows)) == len(windows), "a window was drawn twice"
 
 
+def describe(metadata: dict) -> tuple:
+    """An item's identity plus what its random draws made: the SR low-pass, the MIDI structure tensor."""
+    drawn = metadata.get("lowpass")
+    if "midi" in metadata:
+        drawn = float(metadata["midi"]["structure"].sum())
+    return (Path(metadata["path"]).name, round(float(metadata["seconds_start"]), 6), str(drawn))
+
+
+@pytest.mark.parametrize("kind", ["audio_folder", "super_resolution", "midi_audio_folder"])
+def test_every_dataset_type_resumes_mid_epoch_with_the_same_draws(kind, noise_folder, tmp_path):
+    """A new loader placed at item k of epoch 1 (a resumed process) yields the items, windows, SR filters and
+    MIDI windows the uninterrupted loader yields there; epoch 1 draws other windows than epoch 0."""
+    from test_midi_audio_dataset import CONTEXT as MIDI_CONTEXT
+    from test_midi_audio_dataset import make_demo_layout
+
+    if kind == "midi_audio_folder":
+        config, context = {"roots": str(make_demo_layout(tmp_path / "demo")), "split": "train"}, MIDI_CONTEXT
+    else:
+        config, context = {"root" if kind == "super_resolution" else "roots": str(noise_folder)}, CONTEXT
+    config = {"dataset_type": kind, **config, "repeat": 2}
+
+    def items(epoch: int, start: int = 0) -> list[tuple]:
+        loader = create_dataloader_from_config(config, batch_size=1, num_workers=0, **context)
+        loader.sampler.place(epoch, start)
+        return [describe(md) for _, metadata in loader for md in metadata]
+
+    epoch0, epoch1 = items(0), items(1)
+    assert items(1, 3) == epoch1[3:]
+    assert not set(epoch0) & set(epoch1), "every pass draws new windows"
+
+
 class Recorder(pl.LightningModule):
     """One weight trained on the batch means; records (epoch, batch_idx, global_step, batch identities)."""
 
@@ -118,7 +150,12 @@ def test_resumed_run_sees_the_batches_of_an_uninterrupted_one(noise_folder, tmp_
     total = 9
     full = fit(noise_folder, tmp_path / "full", accumulate, workers, total)
     first = fit(noise_folder, tmp_path / "cut", accumulate, workers, stop)
-    resumed = fit(noise_folder, tmp_path / "cut", accumulate, workers, total, ckpt_path=tmp_path / "cut" / "last.ckpt")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resumed = fit(noise_folder, tmp_path / "cut", accumulate, workers, total,
+                      ckpt_path=tmp_path / "cut" / "last.ckpt")
+    assert not [w for w in caught if "ended before the epoch ended" in str(w.message)], \
+        "Lightning warns that a mid-epoch resume is unreliable, but this one is exact"
     assert first.seen[-1][2] == stop - 1 and resumed.seen[0][2] == stop
     # same items and windows, in the same epochs, batch slots and optimizer steps (accumulation groups)
     assert first.seen + resumed.seen == full.seen

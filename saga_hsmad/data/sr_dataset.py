@@ -16,7 +16,8 @@ plus ``padding_mask`` ((L,) bool, True on real audio), ``path``, ``relpath``, ``
 The LR window is zero wherever the padding mask is False.
 
 Each item is a function of (seed, epoch, index) only (``data.windows.item_rng``): the same whatever the
-number of loader workers; the training loop advances ``epoch`` to draw new windows and filters.
+number of loader workers; the loader sets ``epoch`` (the pass over the files) per item to draw new windows
+and filters in every pass (``loader.RepeatedDataset``).
 
 Legend: L = sample_size samples.
 """

@@ -1,7 +1,8 @@
 """Random fixed-length windows from audio files, shared by the dataset types.
 
 Each draw is a function of (seed, epoch, index) only, so a run is reproducible whatever the number of
-loader workers; ``epoch`` is advanced by the training loop (workers are re-created each epoch).
+loader workers. In training a dataset's ``epoch`` is its pass over the files, set per item from the sampled
+index (``loader.RepeatedDataset``, ``loader.ResumableSampler``), so a resumed run draws the same windows.
 """
 from __future__ import annotations
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import traceback
 import typing as tp
+import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -46,6 +47,8 @@ class DataPosition(pl.Callback):
         epoch, batch = self.position(trainer, checkpoint["global_step"])
         self.place(epoch, batch)
         align_loop_state(checkpoint, epoch, batch)
+        # the resumed epoch continues exactly, so Lightning's warning that it may not is wrong here
+        warnings.filterwarnings("ignore", "You're resuming from a checkpoint that ended before the epoch ended")
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self.place(*self.position(trainer, trainer.global_step))

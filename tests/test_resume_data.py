@@ -145,6 +145,7 @@ def fit(folder: Path, run_dir: Path, accumulate: int, workers: int, max_steps: i
     (2, 2, 0),  # mid-epoch, accumulating
     (2, 3, 2),  # epoch boundary, accumulating, loader workers
     (4, 1, 0),  # 6 batches in groups of 4 and 2
+    (1, 7, 2),  # inside the second epoch, loader workers
 ])
 def test_resumed_run_sees_the_batches_of_an_uninterrupted_one(noise_folder, tmp_path, accumulate, stop, workers):
     total = 9
@@ -160,6 +161,11 @@ def test_resumed_run_sees_the_batches_of_an_uninterrupted_one(noise_folder, tmp_
     # same items and windows, in the same epochs, batch slots and optimizer steps (accumulation groups)
     assert first.seen + resumed.seen == full.seen
     assert float(resumed.w) == pytest.approx(float(full.w), abs=1e-7)
+
+
+def test_training_batches_do_not_depend_on_workers(noise_folder, tmp_path):
+    """Two epochs under Lightning with 0 and 2 loader workers (the old loader diverged from the second epoch)."""
+    assert fit(noise_folder, tmp_path / "w0", 1, 0, 10).seen == fit(noise_folder, tmp_path / "w2", 1, 2, 10).seen
 
 
 def test_resume_without_max_steps_finishes_the_epochs_uninterrupted(noise_folder, tmp_path):

@@ -214,8 +214,8 @@ def test_tempo_and_beats_masked_without_tempo_information(tmp_path):
 def test_non_finite_tempo_label_is_masked_never_nan(bad_bpm):
     """Belt and braces behind the reader's tempo checks: a tempo map that gives a non-finite label (inf bpm from
     a 0 us set_tempo, NaN, 0 bpm) masks the frames it touches and writes 0 there, so no NaN reaches a loss."""
-    score = dataclasses.replace(Score.from_notes(cadence(0), end_time=DUR), tempo_times=np.array([0.0, 3.0]), tempo_bpm=np.array([90.0, bad_bpm]),
-                                has_tempo_info=True)
+    score = dataclasses.replace(Score.from_notes(cadence(0), end_time=DUR), tempo_times=np.array([0.0, 3.0]),
+                                tempo_bpm=np.array([90.0, bad_bpm]), has_tempo_info=True)
     lab = labels(score)
     tempo, mask = lab["tempo"], lab["tempo_mask"]
     assert torch.isfinite(tempo).all()

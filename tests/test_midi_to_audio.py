@@ -241,6 +241,112 @@ def test_short_piece_is_one_padded_window_cut_to_its_length(tiny_model):
     assert piece_seconds(Score.from_notes([(60, 0.0, 0.2, 90)], end_time=2.0), 0.5) == 2.0  # file end wins
 
 
+# -- long pieces: window groups bound memory and time per step ------------------------------------------------
+def test_a_long_piece_is_sampled_group_by_group(tiny_model, monkeypatch):
+    """Before, every window of the piece was conditioned at once and every Euler step ran all of them (a 10-minute
+    piece: 6 GB, 2 minutes per step). Now a group of ``group_windows`` windows is conditioned, sampled over all
+    steps and decoded before the next: no forward, no conditioning call ever holds more than one group."""
+    from saga_hsmad.inference import midi_to_audio
+
+    stub = BranchStub()
+    tiny_model.model = stub
+    conditioned: list[int] = []
+    original = midi_to_audio.conditioning_inputs
+    monkeypatch.setattr(midi_to_audio, "conditioning_inputs",
+                        lambda model, metadata, device: conditioned.append(len(metadata)) or original(model, metadata,
+                                                                                                     device))
+    renderer = MidiToAudio(tiny_model, tiny_config(), MidiToAudioOptions(steps=2, batch_windows=3, group_windows=3))
+    score = long_score(4.5)
+    plan = renderer.plan(score)
+    assert len(plan.starts) == 8
+    groups = plan.groups(3)
+    assert [len(g.starts) for g in groups] == [3, 3, 2]
+    assert [g.offset for g in groups] == [plan.starts[0], plan.starts[3], plan.starts[6]]
+    audio, _ = renderer.render(score, "x")
+    assert audio.shape == (2, plan.samples)
+    assert conditioned == [3, 3, 2]
+    assert stub.calls == [9, 9, 9, 9, 6, 6]  # each group: all its steps, its three branches in one forward
+
+
+def test_a_piece_that_fits_one_group_renders_as_before(tiny_model):
+    """A piece of at most ``group_windows`` windows is one group: the same latent (all windows fused on one latent,
+    noise from --seed) and the same audio as the whole-piece path, bit for bit."""
+    torch.manual_seed(0)
+    model = saga_hsmad.create_model_from_config(tiny_config()).eval()
+    renderer = MidiToAudio(model, tiny_config(), MidiToAudioOptions(steps=2, batch_windows=2))
+    score = long_score(2.1)
+    plan = renderer.plan(score)
+    assert 3 <= len(plan.starts) <= renderer.options.group_windows and plan.groups(8) == [plan]
+    whole = renderer.decode(renderer.generate_latents(renderer.window_metadata(score, plan, "x"), plan), plan)
+    audio, _ = renderer.render(score, "x")
+    assert np.array_equal(audio, whole)
+
+
+def test_groups_reproduce_the_whole_piece_without_seams():
+    """With the oracle backbone every group lands on the whole piece's x0 over its span, and the crossfade of two
+    groups' identical overlapping audio is the audio itself: the grouped output equals the decode of x0."""
+    torch.manual_seed(0)
+    model = saga_hsmad.create_model_from_config(tiny_config()).eval()
+    model.model = OracleStub(model.io_channels)
+    renderer = MidiToAudio(model, tiny_config(), MidiToAudioOptions(steps=4, group_windows=2))
+    score = long_score(3.1)
+    plan = renderer.plan(score)
+    assert len(plan.groups(2)) >= 3
+    audio, _ = renderer.render(score, "x")
+    whole = renderer.spec.srm(score, plan.frames * RATIO / SR)[None]
+    with torch.no_grad():
+        reference = model.pretransform.decode(model.model.target(whole))[0, :, :plan.samples].numpy()
+    np.testing.assert_allclose(audio, reference, rtol=1e-4, atol=1e-4)
+
+
+def test_group_joins_of_a_random_model_have_no_seam_and_do_not_depend_on_batch_windows():
+    torch.manual_seed(0)
+    model = saga_hsmad.create_model_from_config(tiny_config()).eval()
+    score = long_score(3.1)
+    out = []
+    for batch_windows in (1, 2):
+        renderer = MidiToAudio(model, tiny_config(), MidiToAudioOptions(steps=3, batch_windows=batch_windows,
+                                                                       group_windows=2))
+        out.append(renderer.render(score, "x")[0])
+    np.testing.assert_allclose(out[0], out[1], rtol=1e-4, atol=1e-5)
+    audio = out[0]
+    plan = renderer.plan(score)
+    groups = plan.groups(2)
+    assert audio.shape == (2, plan.samples) and np.isfinite(audio).all() and len(groups) >= 3
+    jumps = np.abs(np.diff(audio, axis=-1)).max(axis=0)
+    joins = [g.offset * RATIO for g in groups[1:]] + [(g.offset + g.frames) * RATIO for g in groups[:-1]]
+    near = np.zeros(jumps.shape, bool)
+    for j in joins:
+        near[max(0, j - RATIO):j + RATIO] = True
+    assert jumps[near].max() <= jumps[~near].max()
+    # the envelope (RMS over 64-sample blocks, dB from the median) neither dips nor bulges where groups overlap
+    # beyond what this random model does inside a group
+    blocks = audio.shape[1] // RATIO
+    rms = np.sqrt((audio[:, :blocks * RATIO].reshape(2, -1, RATIO) ** 2).mean(-1))
+    level = np.abs(20 * np.log10(rms / np.median(rms, axis=1, keepdims=True))).max(0)
+    overlap = np.zeros(blocks, bool)
+    for before, after in zip(groups[:-1], groups[1:]):
+        overlap[after.offset:before.offset + before.frames] = True
+    assert overlap.any() and level[overlap].max() <= level[~overlap].max()
+
+
+@pytest.mark.parametrize("release", [1e5, 10.5, -0.1, math.nan, math.inf])
+def test_absurd_release_is_refused_up_front(tiny_model, release):
+    """--release 1e5 asked for a day of audio and died out of memory; now the library refuses it (0..10 s)."""
+    with pytest.raises(ValueError, match=r"release .* must be .* 0 and 10 s"):
+        MidiToAudio(tiny_model, tiny_config(), MidiToAudioOptions(release=release))
+    with pytest.raises(ValueError, match="release"):
+        piece_seconds(Score.from_notes([(60, 0.0, 1.0, 80)]), release)
+    assert piece_seconds(Score.from_notes([(60, 0.0, 1.0, 80)]), 10.0) == 11.0
+
+
+@pytest.mark.parametrize("field, value", [("w_structure", math.nan), ("w_style", math.inf), ("group_windows", 0),
+                                          ("window_overlap", math.nan)])
+def test_other_bad_options_are_refused(tiny_model, field, value):
+    with pytest.raises(ValueError, match=field.replace("_", "[-_]")):
+        MidiToAudio(tiny_model, tiny_config(), MidiToAudioOptions(**{field: value}))
+
+
 # -- one conditioning path with training --------------------------------------------------------------------
 def test_sampler_windows_carry_the_training_items_keys_and_structure(tiny_model, tmp_path):
     config = tiny_config()
@@ -288,6 +394,38 @@ def test_cli_writes_good_files_reports_bad_ones_and_keeps_existing_outputs(tmp_p
     assert sample.main(args) == 1
     assert "not overwritten" in capsys.readouterr().out and (out / "good.wav").stat().st_mtime_ns == mtime
     assert sample.main(["--ckpt", str(tmp_path / "tiny.ckpt"), "--output", str(out), "--device", "cpu"]) == 2
+
+
+def test_cli_warns_about_midi_repairs_and_writes_no_file_for_non_finite_output(tmp_path, capsys, monkeypatch):
+    import mido
+    import sample
+
+    from saga_hsmad.inference import midi_to_audio
+
+    config = tiny_config()
+    torch.manual_seed(0)
+    save_inference_checkpoint(tmp_path / "tiny.ckpt", saga_hsmad.create_model_from_config(config).state_dict(),
+                              config, ema=False)
+    mid = mido.MidiFile(type=0, ticks_per_beat=480)
+    mid.tracks.append(mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=0, time=0),
+                                      mido.Message("note_on", note=60, velocity=80, time=0),
+                                      mido.Message("note_off", note=60, velocity=0, time=480)]))
+    midi = tmp_path / "tempo0.mid"
+    mid.save(midi)
+    out = tmp_path / "out"
+    args = ["--ckpt", str(tmp_path / "tiny.ckpt"), "--output", str(out), "--midi", str(midi), "--steps", "1",
+            "--device", "cpu", "--style", "Solo piano"]
+    assert sample.main(args) == 0
+    err = capsys.readouterr().err
+    assert f"WARNING {midi}: set_tempo of 0 us per quarter note (an infinite tempo) at tick 0 skipped" in err
+    assert sf.info(str(out / "tempo0.wav")).duration == pytest.approx(1.0, abs=1e-4)  # 0.5 s at 120 bpm + release
+    # a model whose output is not finite: one ERROR line, no file (not even a hidden partial one), exit 1
+    monkeypatch.setattr(midi_to_audio, "decode", lambda model, latents: torch.full((1, 2, latents.shape[-1] * RATIO),
+                                                                                  math.nan))
+    assert sample.main(args + ["--overwrite", "--output", str(tmp_path / "nan")]) == 1
+    err = capsys.readouterr().err
+    assert f"ERROR {midi}: the model produced NaN or Inf samples" in err
+    assert not (tmp_path / "nan").exists() or not any((tmp_path / "nan").iterdir())
 
 
 def test_mode_is_chosen_for_mrci_unet_models():

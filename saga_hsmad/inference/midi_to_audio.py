@@ -10,7 +10,8 @@ Per MIDI file (``.mid``/``.midi``; a directory is searched recursively and its l
    drums) — the reader the training datasets use.
 2. Length: the output lasts ``max(end of the MIDI file, last note end + --release)`` seconds, where note ends
    include sustain-pedal extension and the end of the file is its last event (end of track), so trailing
-   silence written into the MIDI is kept; ``--release`` (default 0.5 s) leaves the last notes room to decay.
+   silence written into the MIDI is kept; ``--release`` (default 0.5 s, at most ``MAX_RELEASE_SECONDS`` = 10 s)
+   leaves the last notes room to decay.
 3. The latent sequence of that length (n = ceil(samples / R_VAE) frames) is covered by windows of the training
    length (``sample_size``; T_H frames) overlapping by ``--window-overlap`` seconds (default: a quarter
    window), placed by ``windowing.plan_windows``. A piece shorter than one window is one window whose frames
@@ -23,18 +24,25 @@ Per MIDI file (``.mid``/``.midi``; a directory is searched recursively and its l
    nearly straight, and the model was trained with logit-normal t, which a uniform grid covers), with
    decoupled guidance (``guidance.decoupled_guidance``):
        v = v(∅_H, ∅_S) + w_H [v(C_H, ∅_S) − v(∅_H, ∅_S)] + w_S [v(∅_H, C_S) − v(∅_H, ∅_S)]
-   The three branches of ``--batch-windows`` windows (default 1) are ONE batched forward (``GuidedVelocity``,
-   built once per window group for the whole run: the repeated conditioning, the branch null masks and the
-   symbolic encoder's output per branch, which depends on the conditioning only, are computed once, not per
-   step; they stay in memory for the run, for the paper model about 40 MB per window in float32).
-   All windows are denoised together as one sequence (MultiDiffusion, Bar-Tal et al. 2023): each step
-   evaluates every window on its crop of the shared latent and the window velocities are fused with linear
-   crossfade weights over the overlaps (weights sum to 1 at every frame), so neighbouring windows cannot
-   drift apart and the latent has no seam. The noise is one tensor for the whole piece drawn from
-   ``--seed``, so the result does not depend on ``--batch-windows``.
-6. Each window's latent crop is decoded and the audio windows are joined with ``windowing.OverlapAdd``
-   (``--crossfade``: correlation-corrected equal power, or linear); the crops come from one latent, so the
-   overlapping audio agrees and the fade only hides the decoder's edge effects.
+   The piece is sampled in **groups** of ``--group-windows`` consecutive windows (default 8), one group after
+   the other, so memory and time per sampler step are those of one group whatever the piece's length.
+   Within a group all windows are denoised together as one sequence (MultiDiffusion, Bar-Tal et al. 2023):
+   each step evaluates every window on its crop of the group's latent and the window velocities are fused
+   with linear crossfade weights over the overlaps (weights sum to 1 at every frame), so neighbouring windows
+   cannot drift apart and the latent has no seam. The three branches of ``--batch-windows`` windows
+   (default 1) are ONE batched forward (``GuidedVelocity``, built once per batch of a group for all its
+   steps: the repeated conditioning, the branch null masks and the symbolic encoder's output per branch,
+   which depends on the conditioning only, are computed once, not per step; for the paper model about
+   40 MB per window in float32, for one group at a time). The noise of the first group (of the whole
+   piece, when it fits one group) is drawn from ``--seed``; a later group reuses the previous group's noise
+   on the frames they share and draws its new frames from (seed, group index), so the result does not
+   depend on ``--batch-windows``.
+6. Each window's latent crop is decoded and the audio windows are joined with ``windowing.OverlapAdd``'s
+   crossfade (``--crossfade``: correlation-corrected equal power, or linear) in a one-window buffer that
+   streams finished audio to the output file (``streaming.StreamingOverlapAdd``, as super-resolution does).
+   Within a group the crops come from one latent, so the overlapping audio agrees and the fade only hides
+   the decoder's edge effects; between groups (sampled separately from the same noise and score on the
+   shared frames) the crossfade joins two renditions of the overlap, as between super-resolution windows.
 
 Defaults of ``--style``, ``--w-structure``, ``--w-style`` and ``--steps`` come from the model config's
 ``sampling`` section when it has them (``style``, ``w_structure``, ``w_style``, ``steps``), else 2.0 / 1.5 / 50.
@@ -44,8 +52,10 @@ Style text per file, first that applies: ``--style``; a same-stem ``.json`` next
 ``"style"`` key (the midi_audio_folder layout); ``sampling.style`` of the model config; else that file fails.
 
 Errors: a bad file (unreadable MIDI, no style text, empty piece) prints ``ERROR <file>: <reason>``; the other
-files are still processed and the exit status is 1. Outputs are written atomically; existing outputs are kept
-unless ``--overwrite``.
+files are still processed and the exit status is 1. A MIDI file read with repairs (a skipped tempo 0, capped
+unclosed notes: ``symbolic.midi``) prints ``WARNING <file>: <what was done>`` and is rendered. Outputs are
+written atomically (a model output with NaN or Inf samples is an error and leaves no file); existing
+outputs are kept unless ``--overwrite``.
 """
 from __future__ import annotations
 
@@ -54,23 +64,26 @@ import json
 import math
 import sys
 import typing as tp
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..audio_io import write_audio
 from ..conditioners.hierarchical_midi import ScoreWindow, StructureRender
-from ..symbolic.midi import MidiError, Score
+from ..symbolic.midi import MidiError, MidiWarning, Score
 from .generate import conditioning_inputs, decode, linear_schedule
 from .guidance import Guidance, GuidedVelocity, decoupled_guidance
 from .modes import diffusion_type
 from .sampler import sample_euler
+from .streaming import StreamingOverlapAdd
+from .super_resolution import window_seed
 from .windowing import Curve, OverlapAdd, plan_windows
 
 MIDI_EXTENSIONS = (".mid", ".midi")
 DEFAULTS = {"w_structure": 2.0, "w_style": 1.5, "steps": 50}
 OUTPUT_SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
+MAX_RELEASE_SECONDS = 10.0  # --release beyond this is a typo (1e5 s asked for a day of audio)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +97,7 @@ class MidiToAudioOptions:
     crossfade: Curve = "equal_power"
     release: float = 0.5
     batch_windows: int = 1
+    group_windows: int = 8  # windows fused on one latent; a longer piece is sampled group by group
     seed: int = 0
     cache_conditioning: bool = True  # False recomputes the symbolic encoder every step (same output; for checks)
 
@@ -98,10 +112,26 @@ class WindowPlan:
     starts: tuple[int, ...]  # window starts in frames, increasing
     ratio: int              # R_VAE
     sample_rate: int
+    offset: int = 0         # frames: where this plan's frame 0 lies in the piece (a group of a longer plan)
 
     @property
     def seconds(self) -> float:
         return self.samples / self.sample_rate
+
+    def groups(self, size: int) -> list["WindowPlan"]:
+        """Consecutive runs of ``size`` windows, each a plan in its own frames (``offset`` = its first window's
+        start); a plan of at most ``size`` windows is its own only group."""
+        if len(self.starts) <= size:
+            return [self]
+        groups = []
+        for i in range(0, len(self.starts), size):
+            starts = self.starts[i:i + size]
+            first = starts[0]
+            frames = starts[-1] + self.window - first
+            samples = min(frames * self.ratio, self.samples - first * self.ratio)
+            groups.append(WindowPlan(samples, frames, self.window, tuple(s - first for s in starts), self.ratio,
+                                     self.sample_rate, self.offset + first))
+        return groups
 
     def fusion_weights(self) -> list[torch.Tensor]:
         """Per window (window,) weights: 1 inside, linear ramps over the overlaps with the previous and next
@@ -122,8 +152,17 @@ class WindowPlan:
         return weights
 
 
+def check_release(release: float) -> float:
+    """``release`` if it is a number of seconds in [0, MAX_RELEASE_SECONDS], else ValueError."""
+    if not (math.isfinite(release) and 0.0 <= release <= MAX_RELEASE_SECONDS):
+        raise ValueError(f"--release {release} s must be a number of seconds between 0 and {MAX_RELEASE_SECONDS:g} s "
+                         "(the time the last notes get to decay)")
+    return float(release)
+
+
 def piece_seconds(score: Score, release: float) -> float:
     """Output length: max(end of the MIDI file, last note end + release) (module docstring, point 2)."""
+    check_release(release)
     last_note = float(score.notes.end.max()) if len(score.notes) else 0.0
     return max(float(score.end_time), last_note + release if len(score.notes) else 0.0)
 
@@ -161,6 +200,8 @@ class MidiToAudio:
         self.window_seconds = self.window * self.ratio / self.sample_rate
         self.spec.check_window(self.window_seconds, "sample_size")
         overlap = options.window_overlap
+        if overlap is not None and not math.isfinite(overlap):
+            raise ValueError(f"--window-overlap {overlap} s must be a finite number of seconds")
         overlap_frames = self.window // 4 if overlap is None else int(round(overlap * self.sample_rate / self.ratio))
         if not 0 <= overlap_frames < self.window:
             raise ValueError(f"--window-overlap {overlap} s must be >= 0 and shorter than the training window "
@@ -170,6 +211,12 @@ class MidiToAudio:
             raise ValueError(f"--steps must be >= 1, got {options.steps}")
         if options.batch_windows < 1:
             raise ValueError(f"--batch-windows must be >= 1, got {options.batch_windows}")
+        if options.group_windows < 1:
+            raise ValueError(f"--group-windows must be >= 1, got {options.group_windows}")
+        for flag, value in (("--w-structure", options.w_structure), ("--w-style", options.w_style)):
+            if not math.isfinite(value):
+                raise ValueError(f"{flag} {value} must be a finite guidance weight")
+        check_release(options.release)
         self.guidance: Guidance = decoupled_guidance(options.w_structure, options.w_style)
 
     # -- planning -----------------------------------------------------------------------------------------
@@ -191,8 +238,8 @@ class MidiToAudio:
         duration = self.window_seconds
         metadata = []
         for start in plan.starts:
-            t0 = start * self.ratio / self.sample_rate
-            remaining = plan.seconds - t0
+            t0 = (plan.offset + start) * self.ratio / self.sample_rate
+            remaining = plan.seconds - start * self.ratio / self.sample_rate
             valid = None if remaining >= duration else remaining
             real = min(self.window * self.ratio, plan.samples - start * self.ratio)
             padding = torch.zeros(self.window * self.ratio, dtype=torch.bool)
@@ -210,8 +257,10 @@ class MidiToAudio:
     # -- sampling -----------------------------------------------------------------------------------------
     @torch.no_grad()
     def generate_latents(self, metadata: tp.Sequence[dict], plan: WindowPlan,
-                         callback: tp.Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
-        """The fused latent (1, c, plan.frames) of all windows (module docstring, point 5)."""
+                         callback: tp.Callable[[int, torch.Tensor], None] | None = None,
+                         noise: torch.Tensor | None = None) -> torch.Tensor:
+        """The fused latent (1, c, plan.frames) of the plan's windows (module docstring, point 5), from ``noise``
+        (1, c, plan.frames), by default drawn from the seed."""
         model = self.model
         backbone = model.model
         param = next(backbone.parameters())
@@ -244,10 +293,25 @@ class MidiToAudio:
                     fused[..., plan.starts[i]:plan.starts[i] + plan.window] += v[j:j + 1] * weights[i]
             return fused / total
 
-        generator = torch.Generator().manual_seed(self.options.seed)
-        channels = int(model.io_channels)
-        noise = torch.randn((1, channels, plan.frames), generator=generator).to(device=device, dtype=dtype)
-        return sample_euler(velocity, noise, linear_schedule(self.options.steps), callback=callback)
+        if noise is None:
+            noise = self.group_noise(plan, 0, None)
+        assert noise.shape == (1, int(model.io_channels), plan.frames), \
+            f"noise {tuple(noise.shape)} for a plan of {plan.frames} frames"
+        return sample_euler(velocity, noise.to(device=device, dtype=dtype), linear_schedule(self.options.steps),
+                            callback=callback)
+
+    def group_noise(self, group: WindowPlan, index: int,
+                    previous: tuple[WindowPlan, torch.Tensor] | None) -> torch.Tensor:
+        """(1, c, group.frames) initial noise of group ``index`` (module docstring, point 5): the first from the
+        seed; a later one keeps ``previous`` = (previous group, its noise) on the frames both cover."""
+        channels = int(self.model.io_channels)
+        if previous is None:
+            return torch.randn((1, channels, group.frames), generator=torch.Generator().manual_seed(self.options.seed))
+        before, before_noise = previous
+        shared = max(0, before.offset + before.frames - group.offset)
+        fresh = torch.randn((1, channels, group.frames - shared),
+                            generator=torch.Generator().manual_seed(window_seed(self.options.seed, index)))
+        return torch.cat([before_noise[..., before.frames - shared:].cpu(), fresh], dim=-1)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, plan: WindowPlan) -> np.ndarray:
@@ -263,14 +327,63 @@ class MidiToAudio:
             mixer.add(start * plan.ratio, clip)
         return out[:, :plan.samples].numpy()
 
+    @torch.no_grad()
+    def stream(self, score: Score, style: str | None, sink: tp.Callable[[torch.Tensor], None],
+               progress: tp.Callable[[int], None] | None = None) -> WindowPlan:
+        """Render ``score`` group by group (module docstring, points 5 and 6); the audio reaches ``sink`` in order
+        as (channels, n) float32 tensors, ``plan.samples`` in all. Memory: one group, one window of audio."""
+        plan = self.plan(score)
+        callback = None if progress is None else (lambda i, x: progress(i))
+        mixer, previous = None, None
+        for index, group in enumerate(plan.groups(self.options.group_windows)):
+            noise = self.group_noise(group, index, previous)
+            latents = self.generate_latents(self.window_metadata(score, group, style), group, callback, noise)
+            for start in group.starts:
+                clip = decode(self.model, latents[..., start:start + plan.window]).float().cpu()[0]  # (channels, W·R)
+                if mixer is None:
+                    mixer = StreamingOverlapAdd(clip.shape[0], plan.samples, plan.window * plan.ratio, sink,
+                                                self.options.crossfade)
+                mixer.add((group.offset + start) * plan.ratio, clip)
+            previous = (group, noise)
+        mixer.finish()
+        return plan
+
     def render(self, score: Score, style: str | None, progress: tp.Callable[[int], None] | None = None
                ) -> tuple[np.ndarray, WindowPlan]:
-        """(audio (channels, samples), plan) for a score."""
-        plan = self.plan(score)
-        metadata = self.window_metadata(score, plan, style)
-        callback = None if progress is None else (lambda i, x: progress(i))
-        latents = self.generate_latents(metadata, plan, callback)
-        return self.decode(latents, plan), plan
+        """(audio (channels, samples), plan) for a score, in memory (``render_file`` streams to disk)."""
+        chunks: list[np.ndarray] = []
+        plan = self.stream(score, style, lambda chunk: chunks.append(chunk.numpy()), progress)
+        return np.concatenate(chunks, axis=-1), plan
+
+    def render_file(self, score: Score, style: str | None, path: str | Path, subtype: str = "PCM_24",
+                    progress: tp.Callable[[int], None] | None = None) -> tuple[WindowPlan, int]:
+        """Render ``score`` into the WAV ``path`` atomically, streaming (memory does not grow with the piece).
+        Returns (plan, samples clipped to ±1 by a PCM subtype). A NaN or Inf sample raises ValueError and leaves
+        no file."""
+        import soundfile as sf
+
+        from ..checkpoints import atomic_write
+
+        clipped = [0]
+        plans: list[WindowPlan] = []
+
+        def write(tmp: str) -> None:
+            with sf.SoundFile(tmp, "w", samplerate=self.sample_rate, channels=int(self.config.get("audio_channels", 2)),
+                              subtype=subtype, format="WAV") as f:
+                def sink(chunk: torch.Tensor) -> None:
+                    data = chunk.numpy().T
+                    if not np.isfinite(data).all():
+                        raise ValueError("the model produced NaN or Inf samples; nothing was written (check the "
+                                         "checkpoint and the guidance weights)")
+                    if subtype.startswith("PCM"):
+                        clipped[0] += int(np.count_nonzero(np.abs(data) > 1.0))
+                        data = np.clip(data, -1.0, 1.0)
+                    f.write(data)
+
+                plans.append(self.stream(score, style, sink, progress))
+
+        atomic_write(path, write)
+        return plans[0], clipped[0]
 
 
 # -- command line -----------------------------------------------------------------------------------------
@@ -336,7 +449,8 @@ def options_from_args(args, model_config: dict) -> MidiToAudioOptions:
     return MidiToAudioOptions(
         steps=int(pick("steps", args.steps)), w_structure=float(pick("w_structure", args.w_structure)),
         w_style=float(pick("w_style", args.w_style)), window_overlap=args.window_overlap,
-        crossfade=args.crossfade, release=args.release, batch_windows=args.batch_windows, seed=args.seed)
+        crossfade=args.crossfade, release=args.release, batch_windows=args.batch_windows,
+        group_windows=getattr(args, "group_windows", MidiToAudioOptions.group_windows), seed=args.seed)
 
 
 class MidiToAudioMode:
@@ -365,6 +479,9 @@ class MidiToAudioMode:
         add_argument_once(group, "--batch-windows", type=int, default=1,
                           help="windows per forward (x3 guidance branches; default 1, memory-safe for 30 s "
                                "windows)")
+        add_argument_once(group, "--group-windows", type=int, default=MidiToAudioOptions.group_windows,
+                          help="windows sampled together on one latent (default 8); a longer piece is sampled "
+                               "group by group, so memory and time per step do not grow with its length")
         add_argument_once(group, "--subtype", choices=OUTPUT_SUBTYPES, default="PCM_24",
                           help="output WAV sample format (PCM_24)")
 
@@ -397,16 +514,23 @@ class MidiToAudioMode:
                 print(f"{target} exists; not overwritten (use --overwrite)")
                 continue
             try:
-                score = renderer.read(path)
+                with warnings.catch_warnings(record=True) as repairs:
+                    warnings.simplefilter("always", MidiWarning)
+                    score = renderer.read(path)
+                for repair in repairs:
+                    print(f"WARNING {repair.message}", file=sys.stderr)
                 style = style_for(path, args.style, model_config)
-                with tqdm(total=o.steps, desc=path.name, unit="step", leave=False) as bar:
-                    audio, plan = renderer.render(score, style, progress=lambda i: bar.update(1))
-                write_audio(target, audio, renderer.sample_rate, subtype=getattr(args, "subtype", "PCM_24"))
+                groups = len(renderer.plan(score).groups(o.group_windows))
+                with tqdm(total=o.steps * groups, desc=path.name, unit="step", leave=False) as bar:
+                    plan, clipped = renderer.render_file(score, style, target, getattr(args, "subtype", "PCM_24"),
+                                                         progress=lambda i: bar.update(1))
             except (MidiError, ValueError, OSError) as e:
-                print(f"ERROR {path}: {e}", file=sys.stderr)
+                message = str(e)
+                print(f"ERROR {message if message.startswith(str(path)) else f'{path}: {message}'}", file=sys.stderr)
                 failed += 1
                 continue
-            print(f"wrote {target} ({plan.seconds:.2f} s, {len(plan.starts)} window(s))")
+            print(f"wrote {target} ({plan.seconds:.2f} s, {len(plan.starts)} window(s) in {groups} group(s)"
+                  + (f"; {clipped} samples clipped to ±1" if clipped else "") + ")")
         return 1 if failed else 0
 
 

@@ -105,7 +105,8 @@ def test_every_dataset_type_resumes_mid_epoch_with_the_same_draws(kind, noise_fo
 
 
 class Recorder(pl.LightningModule):
-    """One weight trained on the batch means; records (epoch, batch_idx, global_step, batch identities)."""
+    """One weight pulled towards each batch's mean window start (so the final weight depends on which batches
+    form each optimizer step); records (epoch, batch_idx, global_step, batch identities)."""
 
     def __init__(self):
         super().__init__()
@@ -116,10 +117,11 @@ class Recorder(pl.LightningModule):
         audio, metadata = batch
         trainer = self.trainer
         self.seen.append((trainer.current_epoch, batch_idx, trainer.global_step, identities(metadata)))
-        return (self.w - audio.mean()).square()
+        target = torch.tensor([float(md["seconds_start"]) for md in metadata]).mean()
+        return (self.w - target).square()
 
     def configure_optimizers(self):
-        return torch.optim.SGD([self.w], lr=0.5)
+        return torch.optim.SGD([self.w], lr=0.1)
 
 
 def fit(folder: Path, run_dir: Path, accumulate: int, workers: int, max_steps: int, max_epochs: int = -1,
@@ -160,7 +162,7 @@ def test_resumed_run_sees_the_batches_of_an_uninterrupted_one(noise_folder, tmp_
     assert first.seen[-1][2] == stop - 1 and resumed.seen[0][2] == stop
     # same items and windows, in the same epochs, batch slots and optimizer steps (accumulation groups)
     assert first.seen + resumed.seen == full.seen
-    assert float(resumed.w) == pytest.approx(float(full.w), abs=1e-7)
+    assert float(resumed.w) == pytest.approx(float(full.w), abs=1e-6)
 
 
 def test_training_batches_do_not_depend_on_workers(noise_folder, tmp_path):

@@ -13,13 +13,16 @@ import sys
 
 
 def build_parser(modes) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from saga_hsmad.inference import flags
+
+    parser = flags.OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", required=True, help="training or exported checkpoint")
     parser.add_argument("--model-config", default=None, help="JSON config (only for checkpoints without one)")
     parser.add_argument("--mode", choices=[m.name for m in modes], default=None, help="override the sampling mode")
     parser.add_argument("--output", required=True, help="output directory")
-    parser.add_argument("--steps", type=int, default=None, help="sampler steps (default depends on the mode)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=flags.steps, default=None,
+                        help=f"sampler steps, 1 to {flags.MAX_STEPS} (default depends on the mode)")
+    parser.add_argument("--seed", type=flags.seed, default=0, help=f"0 to {flags.MAX_SEED} (default 0)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--no-ema", action="store_true", help="use the online weights even if EMA weights exist")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -29,6 +32,17 @@ def build_parser(modes) -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run ``sample.py``; Ctrl-C or SIGTERM end it with one line, no partial file and status 130 or 143."""
+    from saga_hsmad.inference.interrupts import interrupted, sigterm_raises
+
+    try:
+        with sigterm_raises():
+            return run(argv)
+    except KeyboardInterrupt as e:
+        return interrupted(e)
+
+
+def run(argv=None) -> int:
     import torch
 
     import saga_hsmad

@@ -63,6 +63,19 @@ def decode(model, latents: torch.Tensor) -> torch.Tensor:
     return model.pretransform.decode(latents).float()
 
 
+class NonFiniteOutput(ValueError):
+    """The model produced NaN or infinite samples; nothing of that output may be written."""
+
+
+def require_finite(audio: torch.Tensor, what: str) -> torch.Tensor:
+    """``audio`` unchanged if every sample is finite, else ``NonFiniteOutput`` naming ``what`` was sampled."""
+    if not bool(torch.isfinite(audio).all()):
+        bad = int((~torch.isfinite(audio)).sum())
+        raise NonFiniteOutput(f"the model produced {bad} NaN or infinite samples in {what}; nothing was written "
+                              "(check the checkpoint, e.g. resample with --no-ema, and the guidance scales)")
+    return audio
+
+
 def latent_length(model, audio_samples: int) -> int:
     ratio = model.pretransform.downsampling_ratio if model.pretransform is not None else 1
     multiple = max(1, int(model.min_input_length // ratio)) if model.min_input_length else 1

@@ -1,17 +1,25 @@
 """``sample.py`` mode ``generate``: plain unconditional or conditioned generation from noise.
 
 Conditions come from ``--prompt`` (the ``prompt`` key) and ``--cond KEY=VALUE`` (numbers are parsed as
-floats), e.g. ``--cond seconds_total=4``; each output is written as ``OUTPUT/sample_<i>.wav``.
+floats and must be finite), e.g. ``--cond seconds_total=4``; each output is written as
+``OUTPUT/sample_<i>.wav`` through ``audio_io.OutputLimiter`` (a ``WARNING`` line for a file whose samples
+would have clipped). A model output with NaN or Inf samples is an error and nothing is written. ``--num``
+and ``--seconds`` whose audio alone would not fit the RAM available are refused before sampling.
 """
 from __future__ import annotations
 
 import json
+import math
+import sys
 from pathlib import Path
 
 import torch
 
-from ..audio_io import write_audio
-from .generate import conditioning_inputs, decode, generate_latents, latent_length, linear_schedule
+from ..audio_io import OutputLimiter, write_audio
+from . import flags
+from .generate import (NonFiniteOutput, conditioning_inputs, decode, generate_latents, latent_length,
+                       linear_schedule, require_finite)
+from .interrupts import remove_stale_partials
 
 
 def parse_cond(pairs: list[str]) -> dict:
@@ -24,7 +32,22 @@ def parse_cond(pairs: list[str]) -> dict:
             cond[key] = json.loads(value)
         except json.JSONDecodeError:
             cond[key] = value
+        if isinstance(cond[key], float) and not math.isfinite(cond[key]):
+            raise ValueError(f"--cond {key}={value}: a number must be finite")
     return cond
+
+
+def check_memory(num: int, channels: int, samples: int, sample_rate: int) -> None:
+    """Refuse a run whose audio alone (the decoded batch and one written copy, float32) exceeds the RAM
+    available now; the model's own activations come on top, so this is a floor."""
+    from ..config_check import available_memory
+
+    need = 2 * num * channels * samples * 4
+    available = available_memory()
+    if available is not None and need > available:
+        raise ValueError(f"--num {num} x --seconds {samples / sample_rate:g}: the audio alone needs {need / 2**30:.1f} "
+                         f"GiB ({num} x {channels} channels x {samples} samples x 4 bytes, twice), more than the "
+                         f"{available / 2**30:.1f} GiB of RAM available; ask for fewer or shorter samples")
 
 
 class GenerateMode:
@@ -34,20 +57,26 @@ class GenerateMode:
         return True
 
     def add_arguments(self, group) -> None:
-        group.add_argument("--num", type=int, default=1, help="number of samples")
-        group.add_argument("--seconds", type=float, default=None,
-                           help="length in seconds (default: the model's sample_size)")
+        group.add_argument("--num", type=flags.num, default=1, help=f"number of samples (1 to {flags.MAX_NUM})")
+        group.add_argument("--seconds", type=flags.seconds, default=None,
+                           help=f"length in seconds, at most {flags.MAX_SECONDS:g} (default: the model's sample_size)")
         group.add_argument("--prompt", default=None, help="text for the 'prompt' condition")
         group.add_argument("--cond", action="append", default=[], metavar="KEY=VALUE",
                            help="a metadata value for a conditioner id (repeatable)")
-        group.add_argument("--cfg-scale", type=float, default=1.0, help="classifier-free guidance scale")
+        group.add_argument("--cfg-scale", type=flags.guidance, default=1.0,
+                           help=f"classifier-free guidance scale, 0 to {flags.MAX_GUIDANCE:g} (default 1)")
 
     def run(self, args, model, model_config: dict, info: dict) -> int:
         device = next(model.parameters()).device
         sr = model_config["sample_rate"]
         samples = int(args.seconds * sr) if args.seconds else model_config["sample_size"]
         n = latent_length(model, samples)
-        metadata = parse_cond(args.cond)
+        try:
+            metadata = parse_cond(args.cond)
+            check_memory(args.num, int(model_config.get("audio_channels", 2)), samples, sr)
+        except ValueError as e:
+            print(f"ERROR: {e}", file=sys.stderr)
+            return 2
         if args.prompt is not None:
             metadata["prompt"] = args.prompt
         metadata.setdefault("padding_mask", torch.ones(samples, dtype=torch.bool))
@@ -57,16 +86,24 @@ class GenerateMode:
         generator = torch.Generator().manual_seed(args.seed)
         latents = generate_latents(model, inputs, (args.num, channels, n), linear_schedule(args.steps or 50),
                                    cfg_scale=args.cfg_scale, generator=generator)
-        audio = decode(model, latents).cpu().numpy()
         out = Path(args.output)
+        targets = [out / f"sample_{i}.wav" for i in range(args.num)]
+        try:
+            audio = require_finite(decode(model, latents).cpu(), f"the {args.num} sample(s)").numpy()
+        except NonFiniteOutput as e:
+            print(f"ERROR {out}: {e}", file=sys.stderr)
+            return 1
         out.mkdir(parents=True, exist_ok=True)
-        for i, clip in enumerate(audio):
-            path = out / f"sample_{i}.wav"
+        remove_stale_partials(targets)
+        for path, clip in zip(targets, audio):
             if path.exists() and not args.overwrite:
                 print(f"{path} exists; not overwritten (use --overwrite)")
                 continue
-            write_audio(path, clip, sr)
+            limiter = OutputLimiter("PCM_16")
+            write_audio(path, clip, sr, limiter=limiter)
             print(f"wrote {path}")
+            if limiter.report():
+                print(f"WARNING {path}: {limiter.report()}", file=sys.stderr)
         return 0
 
 

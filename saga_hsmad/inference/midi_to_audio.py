@@ -70,10 +70,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..audio_io import OutputLimiter
 from ..conditioners.hierarchical_midi import ScoreWindow, StructureRender
 from ..symbolic.midi import MidiError, MidiWarning, Score
+from . import flags
 from .generate import conditioning_inputs, decode, linear_schedule
 from .guidance import Guidance, GuidedVelocity, decoupled_guidance
+from .interrupts import remove_stale_partials
 from .modes import diffusion_type
 from .sampler import sample_euler
 from .streaming import StreamingOverlapAdd
@@ -356,15 +359,15 @@ class MidiToAudio:
         return np.concatenate(chunks, axis=-1), plan
 
     def render_file(self, score: Score, style: str | None, path: str | Path, subtype: str = "PCM_24",
-                    progress: tp.Callable[[int], None] | None = None) -> tuple[WindowPlan, int]:
+                    progress: tp.Callable[[int], None] | None = None) -> tuple[WindowPlan, str | None]:
         """Render ``score`` into the WAV ``path`` atomically, streaming (memory does not grow with the piece).
-        Returns (plan, samples clipped to ±1 by a PCM subtype). A NaN or Inf sample raises ValueError and leaves
-        no file."""
+        Returns (plan, ``audio_io.OutputLimiter.report()``: None unless samples would have clipped; a PCM subtype
+        soft-limits them). A NaN or Inf sample raises ValueError and leaves no file."""
         import soundfile as sf
 
         from ..checkpoints import atomic_write
 
-        clipped = [0]
+        limiter = OutputLimiter(subtype)
         plans: list[WindowPlan] = []
 
         def write(tmp: str) -> None:
@@ -375,15 +378,12 @@ class MidiToAudio:
                     if not np.isfinite(data).all():
                         raise ValueError("the model produced NaN or Inf samples; nothing was written (check the "
                                          "checkpoint and the guidance weights)")
-                    if subtype.startswith("PCM"):
-                        clipped[0] += int(np.count_nonzero(np.abs(data) > 1.0))
-                        data = np.clip(data, -1.0, 1.0)
-                    f.write(data)
+                    f.write(limiter(data))
 
                 plans.append(self.stream(score, style, sink, progress))
 
         atomic_write(path, write)
-        return plans[0], clipped[0]
+        return plans[0], limiter.report()
 
 
 # -- command line -----------------------------------------------------------------------------------------
@@ -465,12 +465,12 @@ class MidiToAudioMode:
         add_argument_once(group, "--style", default=None,
                           help="style text for every file (default: same-stem .json 'style', else the model "
                                "config's sampling.style)")
-        add_argument_once(group, "--w-structure", type=float, default=None,
+        add_argument_once(group, "--w-structure", type=flags.guidance, default=None,
                           help="w_H, decoupled guidance on the MIDI structure (default: sampling.w_structure "
                                "of the model config, else 2.0)")
-        add_argument_once(group, "--w-style", type=float, default=None,
+        add_argument_once(group, "--w-style", type=flags.guidance, default=None,
                           help="w_S, decoupled guidance on the style (default: sampling.w_style, else 1.5)")
-        add_argument_once(group, "--window-overlap", type=float, default=None,
+        add_argument_once(group, "--window-overlap", type=flags.overlap_seconds, default=None,
                           help="overlap of neighbouring windows in seconds (default: a quarter of the window)")
         add_argument_once(group, "--crossfade", choices=["equal_power", "linear"], default="equal_power",
                           help="crossfade curve in window overlaps")
@@ -507,6 +507,7 @@ class MidiToAudioMode:
         for spec, message in errors:
             print(f"ERROR {spec}: {message}", file=sys.stderr)
         out_root = Path(args.output)
+        remove_stale_partials(out_root / rel for _, rel in jobs)
         failed = len(errors)
         for path, rel in jobs:
             target = out_root / rel
@@ -522,15 +523,16 @@ class MidiToAudioMode:
                 style = style_for(path, args.style, model_config)
                 groups = len(renderer.plan(score).groups(o.group_windows))
                 with tqdm(total=o.steps * groups, desc=path.name, unit="step", leave=False) as bar:
-                    plan, clipped = renderer.render_file(score, style, target, getattr(args, "subtype", "PCM_24"),
+                    plan, clipping = renderer.render_file(score, style, target, getattr(args, "subtype", "PCM_24"),
                                                          progress=lambda i: bar.update(1))
             except (MidiError, ValueError, OSError) as e:
                 message = str(e)
                 print(f"ERROR {message if message.startswith(str(path)) else f'{path}: {message}'}", file=sys.stderr)
                 failed += 1
                 continue
-            print(f"wrote {target} ({plan.seconds:.2f} s, {len(plan.starts)} window(s) in {groups} group(s)"
-                  + (f"; {clipped} samples clipped to ±1" if clipped else "") + ")")
+            print(f"wrote {target} ({plan.seconds:.2f} s, {len(plan.starts)} window(s) in {groups} group(s))")
+            if clipping:
+                print(f"WARNING {target}: {clipping}", file=sys.stderr)
         return 1 if failed else 0
 
 

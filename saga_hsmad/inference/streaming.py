@@ -28,7 +28,8 @@ READ_BLOCK = 1 << 17
 
 def file_blocks(path: str | os.PathLike, block: int = READ_BLOCK) -> tp.Iterator[np.ndarray]:
     """(c, ≤ block) float32 blocks of an audio file in order (``audio_io.read_audio``: soundfile, then
-    pedalboard for formats soundfile cannot read). A block with NaN/inf raises ``AudioError``."""
+    pedalboard for formats soundfile cannot read). A block with NaN/inf, a decode error or fewer frames than
+    the header promises (a truncated file) raises ``AudioError``."""
     start = 0
     while True:
         data, _ = read_audio(path, frames=block, start=start)
@@ -57,7 +58,7 @@ class ResampledStream:
     Args:
         blocks: iterator of (c, n) float32 arrays at ``sr_in``.
         total: the signal length at ``sr_out`` (``resampled_length`` of the input frames); windows are
-            cut or zero-padded to it, so a header that over- or under-states the frame count is harmless.
+            cut or zero-padded to it (``file_blocks`` refuses a file that holds fewer frames than its header).
     """
 
     def __init__(self, blocks: tp.Iterable[np.ndarray], sr_in: int, sr_out: int, channels: int, total: int):

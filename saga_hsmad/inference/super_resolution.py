@@ -22,11 +22,15 @@ the model rate (44.1 kHz) with the input's channel count:
 
 Mono input runs through the stereo model as dual-mono and the output is the channel mean. Input that is
 already full-band (``dsp.lfr.is_full_band`` on a few excerpts) is reported and passed through, resampled
-but otherwise unchanged (``--process-full-band`` runs the model anyway). Outputs are written atomically
-(a temporary file renamed into place), so a failure never leaves a partial file; existing outputs are kept
-unless ``--overwrite``. A bad file (unreadable, empty, NaN samples, rate outside 4–48 kHz, more than two
-channels, missing caption) prints one ``ERROR <file>: <reason>`` line, the other files are still processed,
-and the exit status is 1 when any file failed.
+but otherwise unchanged (``--process-full-band`` runs the model anyway). A window whose input peak lies
+below ``SILENCE_DBFS`` (-90 dBFS) is silence: it is not sampled and passes through as it came in, so
+silence in gives silence out. Outputs are written atomically (a temporary file renamed into place), so a
+failure or an interrupt never leaves a partial file; existing outputs are kept unless ``--overwrite``.
+PCM outputs go through ``audio_io.OutputLimiter`` (a soft limiter above -1 dBFS instead of hard clipping;
+a file whose samples would have clipped gets a ``WARNING <output>: <count>`` line). A bad file (unreadable,
+truncated or damaged, empty, NaN samples, rate outside 4–48 kHz, more than two channels, missing caption)
+or a model output with NaN or Inf samples prints one ``ERROR <file>: <reason>`` line and writes nothing,
+the other files are still processed, and the exit status is 1 when any file failed.
 
 Text condition per window, first that applies: ``--caption``; the caption store ``--caption-store`` (JSON/CSV,
 or ``sidecar`` for ``<stem>.txt``/``.json`` files next to the inputs; ``data.captions``; time ranges are matched
@@ -51,11 +55,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audio_io import AUDIO_EXTENSIONS, AudioError, audio_info, list_audio_files, read_audio, resample
+from ..audio_io import (AUDIO_EXTENSIONS, AudioError, OutputLimiter, audio_info, check_wav_length, list_audio_files,
+                        read_audio, resample)
 from ..dsp.lfr import high_band_fraction_db, is_full_band, low_frequency_replacement
 from ..dsp.rolloff import rolloff_to_hz, spectral_rolloff
-from .generate import conditioning_inputs, decode, generate_latents
+from . import flags
+from .generate import NonFiniteOutput, conditioning_inputs, decode, generate_latents, require_finite
 from .guidance import Guidance, saga_sr_guidance
+from .interrupts import remove_stale_partials
 from .modes import diffusion_type
 from .schedules import linear_quadratic_schedule
 from .streaming import (READ_BLOCK, ResampledStream, StreamingOverlapAdd, array_blocks, file_blocks,
@@ -66,6 +73,7 @@ MIN_INPUT_RATE, MAX_INPUT_RATE = 4_000, 48_000
 FALLBACK_TARGET_ROLLOFF = 0.8  # the target roll-off fed at inference in the paper's Fig. 1
 DEFAULT_OVERLAP_SECONDS = 0.5  # capped at a quarter of the window (tiny models have 0.74 s windows)
 FULL_BAND_EXCERPTS = 4  # excerpts of one window each checked by the full-band detector
+SILENCE_DBFS = -90.0  # an input window whose peak lies below this is silence and passes through unprocessed
 OUTPUT_SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
 
 
@@ -198,14 +206,19 @@ class Report:
     full_band: bool = False
     high_band_db: float | None = None  # power above 19 kHz relative to the total (full-band check)
     rolloff_in: list[float] = dataclasses.field(default_factory=list)
+    silent_windows: int = 0  # windows below SILENCE_DBFS, passed through
+    clipping: str | None = None  # OutputLimiter.report() of the written file
     elapsed: float = 0.0
 
     def summary(self) -> str:
         if self.full_band:
             return (f"already full-band ({self.high_band_db:.1f} dB of its power above 19 kHz): passed "
                     "through, resampled only")
-        f_l = float(np.mean(self.rolloff_in)) if self.rolloff_in else float("nan")
-        return (f"{self.seconds:.2f} s, {self.windows} window(s), input roll-off f_l {f_l:.3f} "
+        if self.silent_windows == self.windows:
+            return f"{self.seconds:.2f} s of silence (below {SILENCE_DBFS:g} dBFS): passed through as silence"
+        f_l = float(np.mean(self.rolloff_in))
+        silent = f", {self.silent_windows} silent one(s) passed through" if self.silent_windows else ""
+        return (f"{self.seconds:.2f} s, {self.windows} window(s){silent}, input roll-off f_l {f_l:.3f} "
                 f"(~{rolloff_to_hz(f_l) / 1000:.1f} kHz), {self.elapsed:.1f} s")
 
 
@@ -296,7 +309,8 @@ class SuperResolver:
             for i in indices])
         latents = generate_latents(self.model, inputs, tuple(noise.shape), self.timesteps, guidance=self.guidance,
                                    noise=noise)
-        audio = decode(self.model, latents)[..., :n].float().cpu()
+        audio = require_finite(decode(self.model, latents)[..., :n].float().cpu(),
+                               f"window(s) {', '.join(str(i) for i in indices)}")
         assert audio.shape == (b, self.model_channels, n), f"decoded audio {tuple(audio.shape)}"
         if c != self.model_channels:
             audio = audio.mean(dim=1, keepdim=True)
@@ -326,11 +340,16 @@ class SuperResolver:
             lr_np = np.stack([stream.window(starts[i], starts[i] + self.window) for i in batch])
             lr = torch.from_numpy(lr_np)
             valid = [min(self.window, total - starts[i]) for i in batch]
-            spans = [(starts[i] / self.sample_rate, (starts[i] + v) / self.sample_rate, lr[j, :, :v])
-                     for j, (i, v) in enumerate(zip(batch, valid))]
-            captions = self.captions(path, spans)
-            out, rolloffs = self.run_windows(lr, valid, batch, captions, target_rolloff)
-            report.rolloff_in += rolloffs
+            out = lr.clone()  # silent windows pass through as they came in
+            active = [j for j in range(len(batch)) if float(lr[j].abs().max()) >= 10 ** (SILENCE_DBFS / 20)]
+            report.silent_windows += len(batch) - len(active)
+            if active:
+                spans = [(starts[batch[j]] / self.sample_rate, (starts[batch[j]] + valid[j]) / self.sample_rate,
+                          lr[j, :, :valid[j]]) for j in active]
+                captions = self.captions(path, spans)
+                out[active], rolloffs = self.run_windows(lr[active], [valid[j] for j in active],
+                                                         [batch[j] for j in active], captions, target_rolloff)
+                report.rolloff_in += rolloffs
             for j, i in enumerate(batch):
                 ola.add(starts[i], out[j])
             bar.update(len(batch))
@@ -369,19 +388,20 @@ class SuperResolver:
 
         path, out_path = Path(path), Path(out_path)
         sr, channels, frames = audio_info(path)
+        check_wav_length(path)
         check_signal(channels, sr, frames, path)
         full_band, high_band = False, None
         if not self.options.process_full_band:
             full_band, high_band = detect_full_band(path, sr, frames, self.window)
         fmt = out_path.suffix.lstrip(".").upper() or "WAV"
         report: list[Report] = []
+        limiter = OutputLimiter(subtype)
 
         def write(tmp: str) -> None:
             with sf.SoundFile(tmp, "w", samplerate=self.sample_rate, channels=channels, subtype=subtype,
                               format=fmt) as f:
                 def sink(chunk: torch.Tensor) -> None:
-                    data = chunk.numpy().T
-                    f.write(np.clip(data, -1.0, 1.0) if subtype.startswith("PCM") else data)
+                    f.write(limiter(chunk.numpy().T))
 
                 if full_band:
                     report.append(self.pass_through(path, sr, channels, frames, sink, high_band))
@@ -390,6 +410,7 @@ class SuperResolver:
                                                       label=path.name))
 
         atomic_write(out_path, write)
+        report[0].clipping = limiter.report()
         return report[0]
 
     def pass_through(self, path: Path, sr: int, channels: int, frames: int,
@@ -497,13 +518,13 @@ def add_argument_once(group, *flags: str, **kwargs) -> None:
 
 def add_guidance_arguments(group) -> None:
     """The sampling flags shared by ``sample.py`` and ``python -m saga_hsmad.evaluation.sr_eval``."""
-    add_argument_once(group, "--cfg-acoustic", type=float, default=1.4,
+    add_argument_once(group, "--cfg-acoustic", type=flags.guidance, default=1.4,
                       help="s_a, guidance on the LR latent (paper eq. 4; default 1.4)")
-    add_argument_once(group, "--cfg-text", type=float, default=1.2,
+    add_argument_once(group, "--cfg-text", type=flags.guidance, default=1.2,
                       help="s_t, guidance on the caption (paper eq. 4; default 1.2)")
-    add_argument_once(group, "--reference-steps", type=int, default=1000,
+    add_argument_once(group, "--reference-steps", type=flags.reference_steps, default=1000,
                       help="reference length of the linear half of the linear-quadratic schedule (1000)")
-    add_argument_once(group, "--target-rolloff", type=float, default=None,
+    add_argument_once(group, "--target-rolloff", type=flags.rolloff, default=None,
                       help="normalised target roll-off f_h in [0, 1) (default: the value stored with the model)")
     add_argument_once(group, "--caption", default=None, help="caption used for every window")
     add_argument_once(group, "--caption-store", default=None,
@@ -512,13 +533,13 @@ def add_guidance_arguments(group) -> None:
     add_argument_once(group, "--captioner-dir", default=None,
                       help="local Qwen2-Audio-7B directory: caption each LR window (slow)")
     add_argument_once(group, "--no-lfr", action="store_true", help="skip low-frequency replacement")
-    add_argument_once(group, "--overlap", type=float, default=None,
+    add_argument_once(group, "--overlap", type=flags.overlap_seconds, default=None,
                       help="window overlap in seconds (default 0.5, at most a quarter of the window)")
     add_argument_once(group, "--crossfade", choices=["equal_power", "linear"], default="equal_power",
                       help="crossfade curve in window overlaps")
-    add_argument_once(group, "--batch-windows", type=int, default=1,
+    add_argument_once(group, "--batch-windows", type=flags.batch_windows, default=1,
                       help="windows sampled together (x3 guidance branches per forward)")
-    add_argument_once(group, "--window", type=int, default=None,
+    add_argument_once(group, "--window", type=flags.window, default=None,
                       help="window length in samples at 44.1 kHz (default: the model's sample_size, "
                            "262144 = 5.944 s for the paper config)")
 
@@ -572,6 +593,7 @@ class SuperResolutionMode:
         for spec, message in errors:
             print(f"ERROR {spec}: {message}", file=sys.stderr)
         out_root = Path(args.output)
+        remove_stale_partials(out_root / rel for _, rel in jobs)
         written = skipped = 0
         failed = len(errors)
         for path, rel in tqdm(jobs, desc="files", unit="file", disable=None):
@@ -588,12 +610,18 @@ class SuperResolutionMode:
                 print(f"ERROR {e}", file=sys.stderr)
                 failed += 1
                 continue
+            except NonFiniteOutput as e:
+                print(f"ERROR {path}: {e}", file=sys.stderr)
+                failed += 1
+                continue
             except Exception as e:  # one bad file must not stop the others
                 print(f"ERROR {path}: {type(e).__name__}: {e}", file=sys.stderr)
                 failed += 1
                 continue
             written += 1
             print(f"{path} -> {out_path}: {report.summary()}")
+            if report.clipping:
+                print(f"WARNING {out_path}: {report.clipping}", file=sys.stderr)
         print(f"super-resolution: {written} written, {skipped} skipped (exist), {failed} failed")
         return 1 if failed else 0
 

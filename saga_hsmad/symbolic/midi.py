@@ -93,7 +93,9 @@ class Notes:
 
     pitch    (N,) int64    MIDI pitch 0..127 (for drums: the GM drum key)
     start    (N,) float64  onset in seconds; in a window, negative = the note began before the window
-    end      (N,) float64  release in seconds (after sustain-pedal extension), end >= start
+    end      (N,) float64  release in seconds (after sustain-pedal extension), end >= start; read from MIDI, a
+                           re-strike of the pitch on its channel ends it, and a note never released ends at
+                           most ``OPEN_NOTE_CAP`` (10 s) after its onset (module docstring)
     velocity (N,) float64  MIDI velocity 1..127 (float so transcribed velocities fit)
     program  (N,) int64    General MIDI program 0..127 of the note's channel at its onset
     is_drum  (N,) bool     note is on the drum channel (index 9)

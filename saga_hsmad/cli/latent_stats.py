@@ -1,0 +1,110 @@
+"""Per-band latent statistics of a corpus, written into a model config's pretransform.
+
+    python -m saga_hsmad.cli.latent_stats --model-config model_configs/saga_sr/tiny.json \
+        --dataset-config dataset_configs/saga_sr/demo.json --windows 256 --output my_tiny.json
+
+Encodes ``--windows`` random training windows with the config's pretransform (its ``band_std`` ignored),
+measures the RMS of every latent channel over all windows and frames, and writes the config with
+``model.pretransform.config.band_std`` set to it (relative to ``scale``: encode divides by
+``scale · band_std``, so the corpus' latents have unit variance in every band). Bands quieter than
+``--floor`` times the loudest band are raised to that floor, so a band that is empty in the corpus does not
+blow up whatever a model puts there. Works for pretransforms that take ``band_std`` (``mdct``).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import typing as tp
+from pathlib import Path
+
+import numpy as np
+
+
+def band_rms(model_config: dict, dataset_config: dict, where: str, windows: int, seed: int = 0) -> np.ndarray:
+    """(channels,) RMS per latent channel of ``windows`` dataset windows, with the config's pretransform
+    built without ``band_std`` (but with its ``scale``)."""
+    import torch
+
+    from ..data.loader import create_dataset_from_config
+    from ..registry import PRETRANSFORMS
+
+    spec = model_config["model"]["pretransform"]
+    config = {k: v for k, v in spec["config"].items() if k != "band_std"}
+    pretransform = PRETRANSFORMS.get(spec["type"])(**config)
+    dataset = create_dataset_from_config(dataset_config, where, sample_size=model_config["sample_size"],
+                                         sample_rate=model_config["sample_rate"],
+                                         audio_channels=model_config.get("audio_channels", 2), seed=seed)
+    rng = np.random.default_rng(seed)
+    total, frames = None, 0
+    with torch.no_grad():
+        for i, index in enumerate(rng.integers(0, len(dataset), size=windows)):
+            if hasattr(dataset, "epoch"):
+                dataset.epoch = i  # new random windows for repeated indices
+            audio = dataset[int(index)][0]
+            z = pretransform.encode(audio[None].double())[0]  # (channels, frames)
+            total = z.square().sum(dim=-1) if total is None else total + z.square().sum(dim=-1)
+            frames += z.shape[-1]
+    return (total / frames).sqrt().numpy()
+
+
+def with_band_std(model_config: dict, rms: np.ndarray, floor: float) -> dict:
+    """A copy of ``model_config`` whose pretransform config carries ``band_std`` (floored, 4 significant digits)."""
+    std = np.maximum(rms, floor * float(rms.max()))
+    config = copy.deepcopy(model_config)
+    config["model"]["pretransform"]["config"]["band_std"] = [float(f"{v:.4g}") for v in std]
+    return config
+
+
+def main(argv: tp.Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m saga_hsmad.cli.latent_stats", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model-config", required=True)
+    p.add_argument("--dataset-config", required=True, help="the training data (its random windows are measured)")
+    p.add_argument("--windows", type=int, default=256)
+    p.add_argument("--floor", type=float, default=1e-3, help="minimum band std relative to the loudest band")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", required=True, help="where to write the model config with band_std")
+    p.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    args = p.parse_args(argv)
+
+    import saga_hsmad
+    from ..config_check import load_config
+
+    saga_hsmad.install()
+    model_config = load_config(args.model_config, "model")
+    dataset_config = load_config(args.dataset_config, "dataset")
+    if args.windows < 1 or not (0 < args.floor < 1):
+        print("ERROR: --windows must be >= 1 and --floor in (0, 1)", file=sys.stderr)
+        return 2
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        print(f"ERROR {out}: exists; pass --overwrite to replace it", file=sys.stderr)
+        return 2
+    if "band_std" not in _accepted_keys(model_config):
+        print(f"ERROR {args.model_config}: pretransform type {model_config['model']['pretransform']['type']!r} "
+              "takes no band_std", file=sys.stderr)
+        return 2
+    rms = band_rms(model_config, dataset_config, args.dataset_config, args.windows, args.seed)
+    config = with_band_std(model_config, rms, args.floor)
+    from ..checkpoints import atomic_write
+
+    atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8"))
+    db = 20 * np.log10(np.maximum(rms, 1e-30) / rms.max())
+    print(f"{out}: band_std from {args.windows} windows; bands span {db.min():.1f} .. 0 dB "
+          f"(median {np.median(db):.1f} dB)")
+    return 0
+
+
+def _accepted_keys(model_config: dict) -> set[str]:
+    import inspect
+
+    from ..registry import PRETRANSFORMS
+
+    cls = PRETRANSFORMS.get(model_config["model"]["pretransform"]["type"])
+    return set(inspect.signature(cls.__init__).parameters)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -39,7 +39,7 @@ import numpy as np
 
 SAMPLE_RATE = 44_100
 DEFAULT_SWEEP_TARGETS = (0.2, 0.35, 0.5, 0.65, 0.8)
-SYSTEMS = {"lr_input": "unprocessed LR input", "saga_sr": "SAGA-SR"}
+SYSTEMS = {"lr_input": "unprocessed LR input", "noise_fill": "noise fill (no learning)", "saga_sr": "SAGA-SR"}
 
 
 @dataclasses.dataclass
@@ -69,6 +69,11 @@ def parse_args(argv: tp.Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-clips", type=int, default=None, help="use the first N references (sorted by path)")
     p.add_argument("--clip-seconds", type=float, default=None,
                    help="seconds per clip from the start of each file (default: one model window)")
+    p.add_argument("--windows-per-clip", type=int, default=1,
+                   help="clips per file, spread evenly from its start to its end (1: the start only)")
+    p.add_argument("--train-dataset-config", default=None,
+                   help="the training data: adds the non-learned noise_fill row (evaluation.baselines), whose "
+                        "noise has this data's average spectrum")
     p.add_argument("--steps", type=int, default=100, help="Euler steps (100)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
@@ -87,6 +92,21 @@ def parse_args(argv: tp.Sequence[str] | None = None) -> argparse.Namespace:
 
 
 # -- references --------------------------------------------------------------------------------------------
+def training_files(dataset_config_path: str, model_config: dict) -> list[Path]:
+    """The audio files of a dataset config (the training data of the noise_fill baseline)."""
+    from ..config_check import load_config
+    from ..data.loader import create_dataset_from_config
+
+    config = load_config(dataset_config_path, "dataset")
+    dataset = create_dataset_from_config(config, dataset_config_path, sample_size=model_config["sample_size"],
+                                         sample_rate=model_config["sample_rate"],
+                                         audio_channels=model_config.get("audio_channels", 2))
+    files = list(getattr(dataset, "files", []))
+    if not files:
+        raise ValueError(f"{dataset_config_path}: dataset type {config.get('dataset_type')!r} exposes no 'files'")
+    return files
+
+
 def reference_files(args: argparse.Namespace, model_config: dict) -> tuple[list[Path], Path | None]:
     """(sorted reference files, the folder clip names are relative to)."""
     from ..audio_io import list_audio_files
@@ -125,14 +145,24 @@ def clip_name(path: Path, root: Path | None) -> str:
     return rel.with_suffix("").as_posix()
 
 
-def load_clip(path: Path, seconds: float, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """(c, n) float32 at ``sr``: the first ``seconds`` of ``path``, channels kept (mono or stereo)."""
+def clip_starts(path: Path, seconds: float, count: int) -> list[float]:
+    """``count`` start times (s) of ``seconds``-long clips spread evenly over ``path`` (first at 0)."""
+    from ..audio_io import audio_info
+
+    file_sr, _, frames = audio_info(path)
+    span = max(frames / file_sr - seconds, 0.0)
+    return [0.0] if count <= 1 or span == 0 else [span * i / (count - 1) for i in range(count)]
+
+
+def load_clip(path: Path, seconds: float, sr: int = SAMPLE_RATE, start: float = 0.0) -> np.ndarray:
+    """(c, n) float32 at ``sr``: ``seconds`` of ``path`` from ``start`` (s), channels kept (mono or stereo)."""
     from ..audio_io import AudioError, audio_info, read_audio, resample
 
     file_sr, channels, _ = audio_info(path)
     if channels not in (1, 2):
         raise AudioError(f"{path}: has {channels} channels; the evaluation takes mono or stereo references")
-    audio, file_sr = read_audio(path, frames=int(math.ceil(seconds * file_sr)) + 64)
+    audio, file_sr = read_audio(path, frames=int(math.ceil(seconds * file_sr)) + 64,
+                                start=int(round(start * file_sr)))
     audio = resample(audio, file_sr, sr)[:, : int(round(seconds * sr))]
     if audio.shape[-1] == 0:
         raise AudioError(f"{path}: has no samples")
@@ -167,6 +197,7 @@ def mean_table(rows: list[Row], fd: dict[tuple[float, str], float]) -> list[dict
                 continue
             entry = {"cutoff_hz": cutoff, "system": system, "clips": len(sel),
                      "lsd": float(np.mean([r.lsd for r in sel])), "lsd_hf": float(np.mean([r.lsd_hf for r in sel])),
+                     "lsd_std": float(np.std([r.lsd for r in sel])), "lsd_hf_std": float(np.std([r.lsd_hf for r in sel])),
                      "rolloff": float(np.mean([r.rolloff for r in sel]))}
             if fd:
                 entry["fd_openl3"] = fd.get((cutoff, system), float("nan"))
@@ -188,17 +219,18 @@ def markdown_report(settings: dict, table: list[dict], rows: list[Row], fd_note:
     lines += [f"- **{k}**: {v}" for k, v in settings.items()]
     lines += ["", "## Mean over clips", "",
               "LSD and LSD-HF (log10 power, STFT 2048/512 Hann at 44.1 kHz; spec §6); lower is better. "
-              "Roll-off: mean measured normalised roll-off of the signal.", ""]
+              "std: spread over clips. Roll-off: mean measured normalised roll-off of the signal.", ""]
     has_fd = any("fd_openl3" in e for e in table)
-    header = "| cutoff (Hz) | system | clips | LSD | LSD-HF | roll-off |" + (" OpenL3 FD |" if has_fd else "")
+    header = ("| cutoff (Hz) | system | clips | LSD | LSD-HF | LSD std | LSD-HF std | roll-off |"
+              + (" OpenL3 FD |" if has_fd else ""))
     lines += [header, "|" + "---|" * (header.count("|") - 1)]
     for e in table:
         line = (f"| {e['cutoff_hz']:.0f} | {SYSTEMS[e['system']]} | {e['clips']} | {e['lsd']:.3f} | "
-                f"{e['lsd_hf']:.3f} | {e['rolloff']:.3f} |")
+                f"{e['lsd_hf']:.3f} | {e['lsd_std']:.3f} | {e['lsd_hf_std']:.3f} | {e['rolloff']:.3f} |")
         lines.append(line + (f" {e['fd_openl3']:.2f} |" if has_fd else ""))
     lines += ["", f"OpenL3 FD: {fd_note}", "", "## Per clip", "",
-              "| clip | cutoff (Hz) | LSD LR | LSD-HF LR | LSD SR | LSD-HF SR | roll-off SR |",
-              "|---|---|---|---|---|---|---|"]
+              "| clip | cutoff (Hz) | LSD LR | LSD-HF LR | LSD-HF noise fill | LSD SR | LSD-HF SR | roll-off SR |",
+              "|---|---|---|---|---|---|---|---|"]
     by_key: dict[tuple[str, float], dict[str, Row]] = {}
     for r in rows:
         by_key.setdefault((r.clip, r.cutoff_hz), {})[r.system] = r
@@ -206,8 +238,9 @@ def markdown_report(settings: dict, table: list[dict], rows: list[Row], fd_note:
         lr, sr = systems.get("lr_input"), systems.get("saga_sr")
         if lr is None or sr is None:
             continue
-        lines.append(f"| {clip} | {cutoff:.0f} | {lr.lsd:.3f} | {lr.lsd_hf:.3f} | {sr.lsd:.3f} | {sr.lsd_hf:.3f} | "
-                     f"{sr.rolloff:.3f} |")
+        fill = f"{systems['noise_fill'].lsd_hf:.3f}" if "noise_fill" in systems else "n/a"
+        lines.append(f"| {clip} | {cutoff:.0f} | {lr.lsd:.3f} | {lr.lsd_hf:.3f} | {fill} | {sr.lsd:.3f} | "
+                     f"{sr.lsd_hf:.3f} | {sr.rolloff:.3f} |")
     if sweep is not None:
         lines += ["", "## Target roll-off sweep", "",
                   f"Cutoff {sweep['cutoff_hz']:.0f} Hz; requested target f_h vs measured roll-off of the output. "
@@ -239,6 +272,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     from ..checkpoints import load_model
     from ..dsp.lowpass import test_protocol_lowres
     from ..inference.super_resolution import SuperResolver, make_caption_source, options_from_args
+    from .baselines import REFERENCE_BAND
     from .openl3_fd import frechet_distance, gaussian_stats, load_openl3
     from .sr_plots import plot_rolloff_sweep, plot_spectrograms
 
@@ -261,6 +295,14 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
         print(f"ERROR: {e}", file=sys.stderr)
         return 2
     clip_seconds = args.clip_seconds or resolver.window / SAMPLE_RATE
+    if args.windows_per_clip < 1:
+        print(f"ERROR: --windows-per-clip must be >= 1, got {args.windows_per_clip}", file=sys.stderr)
+        return 2
+    average_power = None
+    if args.train_dataset_config:
+        from .baselines import average_power_spectrum
+
+        average_power = average_power_spectrum(training_files(args.train_dataset_config, model_config))
     embedder, fd_note = load_openl3(args.openl3_dir, args.openl3_content_type)
     print(f"{args.ckpt}: {'EMA' if info['ema'] else 'online'} weights, device {device}; {len(files)} reference "
           f"file(s), cutoffs {args.cutoffs}; {fd_note if embedder is None else 'FD with ' + fd_note}")
@@ -276,13 +318,22 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     sweep_clips: list[tuple[str, Path, np.ndarray]] = []  # (name, path, HR) kept for the sweep only
     evaluated = 0
     start_time = time.time()
-    for path in tqdm(files, desc="clips", unit="clip", disable=None):
-        name = clip_name(path, root)
+    clips = []
+    for path in files:
         try:
-            hr = load_clip(path, clip_seconds)
+            starts = clip_starts(path, clip_seconds, args.windows_per_clip)
         except Exception as e:
             errors.append(f"{path}: {e}")
             print(f"ERROR {path}: {e}", file=sys.stderr)
+            continue
+        clips += [(path, start) for start in starts]
+    for path, start in tqdm(clips, desc="clips", unit="clip", disable=None):
+        name = clip_name(path, root) + (f"@{start:.1f}s" if args.windows_per_clip > 1 else "")
+        try:
+            hr = load_clip(path, clip_seconds, start=start)
+        except Exception as e:
+            errors.append(f"{path} at {start:.1f} s: {e}")
+            print(f"ERROR {path} at {start:.1f} s: {e}", file=sys.stderr)
             continue
         evaluated += 1
         if evaluated <= args.sweep_clips:
@@ -293,7 +344,12 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
         for cutoff in args.cutoffs:
             lr = test_protocol_lowres(hr, SAMPLE_RATE, cutoff)
             sr_out, _ = resolver.super_resolve_array(lr, SAMPLE_RATE, path=path)
-            for system, est in (("lr_input", lr), ("saga_sr", sr_out)):
+            systems = [("lr_input", lr), ("saga_sr", sr_out)]
+            if average_power is not None:
+                from .baselines import noise_fill
+
+                systems.insert(1, ("noise_fill", noise_fill(lr, cutoff, average_power, SAMPLE_RATE, seed=args.seed)))
+            for system, est in systems:
                 l, l_hf, rolloff = measure(hr, est, cutoff)
                 rows.append(Row(name, str(path), cutoff, system, l, l_hf, rolloff, seconds))
                 if embedder is not None:
@@ -342,8 +398,14 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     table = mean_table(rows, fd)
     settings = {
         "checkpoint": f"{args.ckpt} ({'EMA' if info['ema'] else 'online'} weights)",
-        "references": f"{args.reference or args.dataset_config}: {evaluated} clip(s) evaluated of {len(files)}, "
-                      f"first {clip_seconds:.3f} s each, 44.1 kHz, channels kept",
+        "references": f"{args.reference or args.dataset_config}: {evaluated} clip(s) evaluated from {len(files)} "
+                      f"file(s), {args.windows_per_clip} clip(s) of {clip_seconds:.3f} s per file"
+                      f"{' spread from start to end' if args.windows_per_clip > 1 else ' from its start'}, "
+                      "44.1 kHz, channels kept",
+        "noise_fill": "LR input below the cutoff; above it Gaussian noise with the average spectrum of "
+                      f"{args.train_dataset_config}, scaled to the clip's power in {REFERENCE_BAND[0]}-{REFERENCE_BAND[1]} x the "
+                      "cutoff"
+                      if average_power is not None else "not computed (pass --train-dataset-config)",
         "LR protocol": "Chebyshev I (0.1 dB ripple) order 8 at the cutoff, zero-phase, resampled to 2 x cutoff "
                        "and back",
         "cutoffs (Hz)": ", ".join(f"{c:.0f}" for c in args.cutoffs),

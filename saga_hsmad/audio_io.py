@@ -35,12 +35,12 @@ def read_audio(path: str | os.PathLike, frames: int = -1, start: int = 0) -> tup
     else:
         with f:
             sr, header_frames, fmt = f.samplerate, f.frames, f.format
-            f.seek(min(start, header_frames))
             try:
+                f.seek(min(start, header_frames))
                 data = f.read(frames, dtype="float32", always_2d=True).T
             except Exception as e:
-                raise AudioError(f"{path}: cannot decode audio after frame {f.tell()} of {header_frames} ({e}); the "
-                                 "file is truncated or damaged: re-export or re-download it") from e
+                raise AudioError(f"{path}: cannot decode audio (reading from frame {start} of {header_frames}: {e}); "
+                                 "the file is truncated or damaged: re-export or re-download it") from e
         expected = max(0, header_frames - start) if frames < 0 else max(0, min(frames, header_frames - start))
         shortfall = expected - data.shape[-1]
         # an MP3 without a Xing header has an estimated length; allow it 1 %

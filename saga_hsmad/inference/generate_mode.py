@@ -40,14 +40,14 @@ def parse_cond(pairs: list[str]) -> dict:
 def check_memory(num: int, channels: int, samples: int, sample_rate: int) -> None:
     """Refuse a run whose audio alone (the decoded batch and one written copy, float32) exceeds the RAM
     available now; the model's own activations come on top, so this is a floor."""
-    from ..config_check import available_memory
+    from ..config_check import _bytes, available_memory
 
     need = 2 * num * channels * samples * 4
     available = available_memory()
     if available is not None and need > available:
-        raise ValueError(f"--num {num} x --seconds {samples / sample_rate:g}: the audio alone needs {need / 2**30:.1f} "
-                         f"GiB ({num} x {channels} channels x {samples} samples x 4 bytes, twice), more than the "
-                         f"{available / 2**30:.1f} GiB of RAM available; ask for fewer or shorter samples")
+        raise ValueError(f"--num {num} x --seconds {samples / sample_rate:g}: the audio alone needs {_bytes(need)} "
+                         f"({num} x {channels} channels x {samples} samples x 4 bytes, twice), more than the "
+                         f"{_bytes(available)} of RAM available; ask for fewer or shorter samples")
 
 
 class GenerateMode:

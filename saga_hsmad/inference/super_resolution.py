@@ -347,8 +347,9 @@ class SuperResolver:
                 spans = [(starts[batch[j]] / self.sample_rate, (starts[batch[j]] + valid[j]) / self.sample_rate,
                           lr[j, :, :valid[j]]) for j in active]
                 captions = self.captions(path, spans)
-                out[active], rolloffs = self.run_windows(lr[active], [valid[j] for j in active],
-                                                         [batch[j] for j in active], captions, target_rolloff)
+                sampled, rolloffs = self.run_windows(lr[active], [valid[j] for j in active],
+                                                     [batch[j] for j in active], captions, target_rolloff)
+                out[active] = sampled
                 report.rolloff_in += rolloffs
             for j, i in enumerate(batch):
                 ola.add(starts[i], out[j])

@@ -3,7 +3,7 @@
 follows from the model (super-resolution for SAGA-SR, MIDI-to-audio for HS-MAD, plain generation
 otherwise) or from --mode.
 
-    python sample.py --ckpt runs/demo/export.ckpt --output out/ --seconds 2
+    python sample.py --ckpt runs/demo/export.safetensors --output out/ --seconds 2
 """
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ def build_parser(modes) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=flags.seed, default=0, help=f"0 to {flags.MAX_SEED} (default 0)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--no-ema", action="store_true", help="use the online weights even if EMA weights exist")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="allow a checkpoint that needs full unpickling (can run code: trusted files only)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     for mode in modes:
         mode.add_arguments(parser.add_argument_group(f"{mode.name} mode"))
@@ -46,7 +48,7 @@ def run(argv=None) -> int:
     import torch
 
     import saga_hsmad
-    from saga_hsmad.checkpoints import load_model
+    from saga_hsmad.checkpoints import CheckpointError, load_model
     from saga_hsmad.inference.modes import available_modes
 
     saga_hsmad.install()
@@ -57,7 +59,12 @@ def run(argv=None) -> int:
     if args.model_config:
         with open(args.model_config) as f:
             override = json.load(f)
-    model, config, info = load_model(args.ckpt, override, use_ema=not args.no_ema, device=device)
+    try:
+        model, config, info = load_model(args.ckpt, override, use_ema=not args.no_ema, device=device,
+                                         trust=args.trust_checkpoint)
+    except (CheckpointError, FileNotFoundError) as e:
+        print(f"ERROR {e}", file=sys.stderr)
+        return 1
     mode = next(m for m in modes if (m.name == args.mode if args.mode else m.matches(config)))
     print(f"{args.ckpt}: {config.get('model', {}).get('diffusion', {}).get('type')} model, mode {mode.name}, "
           f"{'EMA' if info['ema'] else 'online'} weights, device {device}")

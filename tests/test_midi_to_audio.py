@@ -16,7 +16,7 @@ from test_hsmad_training import corpus_batch, piece_notes, write_corpus, write_m
 from torch import nn
 
 import saga_hsmad
-from saga_hsmad.checkpoints import load_model, save_inference_checkpoint
+from saga_hsmad.checkpoints import load_model, read_checkpoint, save_inference_checkpoint
 from saga_hsmad.inference.midi_to_audio import MODE, MidiToAudio, MidiToAudioOptions, WindowPlan, piece_seconds
 from saga_hsmad.symbolic.midi import Score, read_midi
 
@@ -440,8 +440,8 @@ def test_train_two_steps_then_sample_midi(demo_corpus, tmp_path):
                str(REPO / "dataset_configs/hsmad/demo.json"), "--save-dir", str(tmp_path), "--name", "hsmad",
                "--batch-size", "2", "--num-workers", "0", "--accelerator", "cpu", "--max-steps", "2",
                "--checkpoint-every", "1", env=env)
-    export = tmp_path / "hsmad" / "export.ckpt"
-    assert torch.load(export, map_location="cpu", weights_only=False)["ema"]
+    export = tmp_path / "hsmad" / "export.safetensors"
+    assert read_checkpoint(export, with_ema_flag=True)[3]  # EMA weights exported
     midi = sorted((demo_corpus / "test").glob("*.mid"))[0]
     out = tmp_path / "samples"
     proc = run_script("sample.py", "--ckpt", str(export), "--midi", str(midi), "--output", str(out), "--steps", "2",

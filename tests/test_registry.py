@@ -114,7 +114,7 @@ def test_export_cli_takes_ema_weights_and_drops_training_state(tmp_path):
                tmp_path / "train.ckpt")
     info = export(str(tmp_path / "train.ckpt"), str(tmp_path / "model.ckpt"))
     assert info == {"kind": "training", "ema": True, "tensors": len(model.state_dict())}
-    saved = torch.load(tmp_path / "model.ckpt", weights_only=False)
+    saved = torch.load(tmp_path / "model.ckpt", weights_only=True)
     assert set(saved) == {"state_dict", "model_config", "ema"}
     key = next(k for k in model.model.state_dict() if model.model.state_dict()[k].is_floating_point())
     assert torch.equal(saved["state_dict"][f"model.{key}"], model.model.state_dict()[key] + 1.0)

@@ -4,7 +4,7 @@
     python -m saga_hsmad.evaluation.midi_eval --generated gen/ --midi midi/ [--reference gt/] --out eval/
     # a MIDI–audio dataset: generate from a checkpoint first, the dataset's audio is the ground truth
     python -m saga_hsmad.evaluation.midi_eval --dataset-config dataset_configs/hsmad/maestro.json \
-        --ckpt runs/hsmad/export.ckpt --max-items 20 --max-seconds 30 --out eval/
+        --ckpt runs/hsmad/export.safetensors --max-items 20 --max-seconds 30 --out eval/
 
 Metrics per piece and system, computed on onsets only against the input MIDI (drums dropped, sustain pedal
 applied, onsets in the evaluated span):

@@ -1,6 +1,6 @@
 """SAGA-SR evaluation with the paper's protocol (spec §6): LSD, LSD-HF, OpenL3 FD, spectrograms, roll-off sweep.
 
-    python -m saga_hsmad.evaluation.sr_eval --ckpt runs/sr/export.ckpt --reference /data/vctk_test \
+    python -m saga_hsmad.evaluation.sr_eval --ckpt runs/sr/export.safetensors --reference /data/vctk_test \
         --output eval/vctk --cutoffs 4000 8000 --max-clips 400 --caption-store vctk_test_captions.json
 
 For every reference clip (HR audio; resampled to 44.1 kHz, channels kept, the first ``--clip-seconds``,

@@ -1,6 +1,6 @@
 """``sample.py`` mode ``midi``: MIDI (+ a style text) → audio with an HS-MAD model (spec §6).
 
-    python sample.py --ckpt runs/hsmad/export.ckpt --midi song.mid --midi pieces/ --output out/ \
+    python sample.py --ckpt runs/hsmad/export.safetensors --midi song.mid --midi pieces/ --output out/ \
         [--style "Classical Piano Performance"] [--w-structure 2.0] [--w-style 1.5] [--steps 50]
 
 Per MIDI file (``.mid``/``.midi``; a directory is searched recursively and its layout kept) →

@@ -1,6 +1,6 @@
 """``sample.py`` mode ``super_resolution``: SAGA-SR inference on files of any rate, length and format (spec §5).
 
-    python sample.py --ckpt runs/sr/export.ckpt --input song.mp3 --input speech_dir/ --output out/ \
+    python sample.py --ckpt runs/sr/export.safetensors --input song.mp3 --input speech_dir/ --output out/ \
         [--steps 100] [--cfg-acoustic 1.4] [--cfg-text 1.2] [--target-rolloff 0.8] [--caption "..."]
 
 Per input file (wav, flac, mp3, ogg, ... at 4–48 kHz, mono or stereo, any length) → ``OUTPUT/<name>.wav`` at

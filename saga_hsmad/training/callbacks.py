@@ -1,6 +1,8 @@
 """Lightning callbacks and loggers for ``train.py``."""
 from __future__ import annotations
 
+import contextlib
+import signal
 import traceback
 import typing as tp
 import warnings
@@ -70,6 +72,57 @@ def align_loop_state(checkpoint: dict, epoch: int, batch: int) -> None:
     epochs_started = epoch + (batch > 0)
     for progress in (epochs["current"], epochs["total"]):
         progress.update(ready=epochs_started, started=epochs_started, processed=epoch, completed=epoch)
+
+
+class StopOnSignal(pl.Callback):
+    """Ctrl-C (SIGINT) or SIGTERM during ``fit``: the current batch finishes, a resumable checkpoint is saved to
+    ``path`` (``RUN/checkpoints/last.ckpt``, so "resume from last" continues from the newest state) and training
+    stops; ``signal_name`` and ``saved_step`` then tell train.py to skip the export and exit non-zero.
+
+    Lightning 2.1 alone exits 0 on either signal: Ctrl-C is swallowed and fit returns as if finished (train.py
+    then exported the half-trained model), SIGTERM raises ``SIGTERMException`` (a ``SystemExit`` with status 0)
+    after the batch; neither saves anything. The handlers are installed around ``fit`` by ``handling_signals``;
+    Lightning keeps ours in its own SIGTERM handler. Under data parallelism the decision to stop is shared
+    (``reduce_boolean_decision``), so every process saves at the same step. DataLoader workers forked inside
+    ``fit`` inherit the handler, so a terminal's Ctrl-C (sent to the whole process group) does not kill them
+    mid-batch. A second Ctrl-C stops at once, without saving.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.signal_name: str | None = None
+        self.saved_step: int | None = None
+
+    @contextlib.contextmanager
+    def handling_signals(self) -> tp.Iterator["StopOnSignal"]:
+        previous = {s: signal.signal(s, self.request) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def request(self, signum: int, frame) -> None:
+        if self.signal_name is None:
+            self.signal_name = signal.Signals(signum).name
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def save(self, trainer: pl.Trainer) -> None:
+        trainer.save_checkpoint(self.path)
+        self.saved_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.strategy.reduce_boolean_decision(self.signal_name is not None, all=False):
+            self.save(trainer)
+            trainer.should_stop = True
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        """SIGTERM during validation: Lightning raises at a batch boundary of the validation loop, before any
+        training batch ends; the model and optimizer are consistent there."""
+        from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+        if isinstance(exception, SIGTERMException) and self.saved_step is None:
+            self.save(trainer)
 
 
 class DemoCallback(pl.Callback):

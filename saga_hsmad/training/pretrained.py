@@ -38,8 +38,10 @@ class PretrainedReport:
         ])
 
 
-def load_pretrained(model: torch.nn.Module, path: str, use_ema: bool = True) -> PretrainedReport:
-    state, _, kind = read_checkpoint(path)
+def load_pretrained(model: torch.nn.Module, path: str, use_ema: bool = True, trust: bool = False) -> PretrainedReport:
+    """Copies the weights of the checkpoint at ``path`` whose names and shapes match; ``trust`` allows full
+    unpickling (``--trust-checkpoint``)."""
+    state, _, kind = read_checkpoint(path, trust=trust)
     state, _ = model_state_dict(state, kind, use_ema)
     widened: list[str] = []
     adapt = getattr(getattr(model, "model", None), "adapt_pretrained_state", None)
@@ -66,13 +68,14 @@ def load_pretrained(model: torch.nn.Module, path: str, use_ema: bool = True) -> 
     return PretrainedReport(str(path), [k for k in loaded if k not in widened], widened, mismatched, new, unused)
 
 
-def load_pretransform(model: torch.nn.Module, path: str) -> PretrainedReport:
+def load_pretransform(model: torch.nn.Module, path: str, trust: bool = False) -> PretrainedReport:
     """Load only the pretransform's weights: a file holding the pretransform's own state dict (an
     unwrapped VAE, keys as in ``model.pretransform.model``) or a whole model checkpoint (keys under
-    ``pretransform.``). Strict: every pretransform weight must be present with its shape."""
+    ``pretransform.``). Strict: every pretransform weight must be present with its shape. ``trust`` as in
+    ``load_pretrained``."""
     if getattr(model, "pretransform", None) is None:
         raise ValueError(f"--pretransform-ckpt-path {path}: the model has no pretransform")
-    state, _, kind = read_checkpoint(path)
+    state, _, kind = read_checkpoint(path, trust=trust)
     state, _ = model_state_dict(state, kind)
     own = model.pretransform.state_dict()
     layouts = (

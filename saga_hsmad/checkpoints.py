@@ -131,8 +131,6 @@ def _format(path: Path) -> Format:
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(9)
-    if size == 0:
-        raise CheckpointError(f"{path}: empty (0 bytes), as an interrupted save leaves a file")
     if head[:4] == b"PK\x03\x04":
         return "torch"
     if len(head) == 9 and head[8:9] == b"{" and 8 + int.from_bytes(head[:8], "little") <= size:
@@ -152,7 +150,8 @@ def _zip_damage(path: Path) -> str | None:
         return "truncated or damaged: its zip directory is missing, as an interrupted save leaves it"
     except Exception as e:  # a directory pointing past the end, a bad local header ...
         return f"truncated or damaged ({type(e).__name__}: {e})"
-    return f"damaged: record {bad} fails its CRC-32 check" if bad else None
+    # records are named ARCHIVE/data/N, the archive named after the file torch.save wrote (the temporary one)
+    return f"damaged: record {bad.split('/', 1)[-1]} fails its CRC-32 check" if bad else None
 
 
 def newest_intact_checkpoint(folder: str | os.PathLike, exclude: str | os.PathLike | None = None) -> Path | None:
@@ -173,18 +172,19 @@ def newest_intact_checkpoint(folder: str | os.PathLike, exclude: str | os.PathLi
 
 def verify_checkpoint(path: str | os.PathLike) -> Format:
     """The file's format, after checking that it is a checkpoint and (torch zip) that every record passes its
-    CRC-32. A damaged file raises ``CheckpointError`` naming it and the newest intact checkpoint beside it.
-    Safetensors are checked against their sha256 when read (``read_checkpoint``)."""
+    CRC-32. An empty, truncated or damaged file raises ``CheckpointError`` naming it and the newest intact
+    checkpoint beside it. Safetensors are checked against their sha256 when read (``read_checkpoint``)."""
     path = Path(path)
-    try:
+    fmt = None
+    if path.is_file() and path.stat().st_size == 0:
+        damage = "empty (0 bytes), as an interrupted save leaves a file"
+    else:
         fmt = _format(path)
         damage = _zip_damage(path) if fmt == "torch" else None
-        if damage:
-            raise CheckpointError(f"{path}: {damage}")
-    except CheckpointError as e:
-        intact = newest_intact_checkpoint(path.parent, exclude=path) if path.is_file() else None
-        raise CheckpointError(f"{e}; the newest intact checkpoint beside it is {intact}" if intact
-                              else str(e)) from None
+    if damage:
+        intact = newest_intact_checkpoint(path.parent, exclude=path)
+        raise CheckpointError(f"{path}: {damage}" + (f"; the newest intact checkpoint beside it is {intact}"
+                                                     if intact else ""))
     return fmt
 
 

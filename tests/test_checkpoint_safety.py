@@ -152,10 +152,14 @@ def test_files_that_are_not_checkpoints_are_refused_without_unpickling(tmp_path,
     text.write_text("not a checkpoint")
     empty = tmp_path / "last.ckpt"
     empty.write_bytes(b"")
+    good = tmp_path / "step=1.ckpt"
+    torch.save({"state_dict": {}}, good)
     monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load must not be reached"))
     for path, reason in [(wav, "not a checkpoint"), (text, "not a checkpoint"), (empty, r"empty \(0 bytes\)")]:
-        with pytest.raises(CheckpointError, match=rf"^{re.escape(str(path))}: {reason}"):
+        with pytest.raises(CheckpointError, match=rf"^{re.escape(str(path))}: {reason}") as error:
             read_checkpoint(path)
+        # the newest intact checkpoint is pointed to for a damaged checkpoint, not for a wrong file
+        assert str(error.value).endswith(f"the newest intact checkpoint beside it is {good}") == (path == empty)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         read_checkpoint(tmp_path / "missing.ckpt")
 

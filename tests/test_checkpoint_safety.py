@@ -145,6 +145,18 @@ def test_a_foreign_object_names_its_type_and_the_flag(tmp_path):
     assert torch.equal(read_checkpoint(path, trust=True)[0]["w"], torch.ones(2))
 
 
+def test_a_legacy_torch_file_loads_weights_only_and_warns_that_it_has_no_checksum(tmp_path):
+    plain, crafted = tmp_path / "old.ckpt", tmp_path / "old_evil.ckpt"
+    torch.save({"state_dict": {"w": torch.ones(2)}}, plain, _use_new_zipfile_serialization=False)
+    torch.save({"state_dict": {}, "hook": WritesAFile(tmp_path / "pwned")}, crafted,
+               _use_new_zipfile_serialization=False)
+    with pytest.warns(UserWarning, match="no checksum"):
+        assert torch.equal(read_checkpoint(plain)[0]["w"], torch.ones(2))
+    with pytest.warns(UserWarning), pytest.raises(CheckpointError, match="--trust-checkpoint"):
+        read_checkpoint(crafted)
+    assert not (tmp_path / "pwned").exists()
+
+
 def test_files_that_are_not_checkpoints_are_refused_without_unpickling(tmp_path, monkeypatch):
     wav = tmp_path / "song.wav"
     sf.write(wav, np.zeros((100, 2), np.float32), 44100)

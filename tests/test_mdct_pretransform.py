@@ -73,7 +73,7 @@ def test_latent_stats_whitens_a_corpus(tmp_path):
     unit RMS, although the audio is strongly tilted (brown noise: bands span tens of dB)."""
     import soundfile as sf
 
-    from saga_hsmad.cli.latent_stats import band_rms, main
+    from saga_hsmad.cli.latent_stats import main
 
     rng = np.random.default_rng(0)
     for i in range(3):
@@ -103,3 +103,13 @@ def test_latent_stats_whitens_a_corpus(tmp_path):
     rms = z.square().mean(dim=(0, 2)).sqrt().numpy()
     assert np.all((rms > 0.7) & (rms < 1.4)), rms
     assert main(args) == 2  # no silent overwrite
+
+
+def test_band_level_log_mean_is_a_typical_window_not_the_loudest():
+    from saga_hsmad.cli.latent_stats import band_level
+
+    rms = np.array([[1.0, 2.0], [100.0, 2.0], [0.0, 2.0]])  # one loud window, one silent one in band 0
+    assert np.allclose(band_level(rms, "log_mean"), [10.0, 2.0])  # silence has no level; geometric mean
+    assert np.allclose(band_level(rms, "rms"), [np.sqrt((1 + 100 ** 2) / 3), 2.0])
+    with pytest.raises(ValueError, match="statistic"):
+        band_level(rms, "median")

@@ -13,13 +13,15 @@ the MIDI file, to the nearest sample, and every note starts at its own sample (t
 :mod:`saga_hsmad.data.demo_render`; ``render_midi``, ``finish_audio`` and ``default_soundfont`` are
 re-exported here).
 
-Tempo and dynamics. music21 writes only the MIDI default tempo (120 bpm) for a score without a
-metronome mark, which the MIDI reader (``saga_hsmad.symbolic.midi``) rightly reads as "no tempo
-information", and one velocity for every note of a score without dynamic marks. So such a piece
-gets a tempo drawn from the seed (70 to 150 quarter notes per minute, never 120; 30 % of them with a
-gentle ritardando or accelerando written as one ``set_tempo`` per quarter note), and every piece
-gets phrase dynamics (levels pp..ff per phrase of a few bars, terraced, ramped or swelling, with
-metric accents, part balance and jitter; velocities 30..120), which the drum track follows too.
+Tempo and dynamics. For a score without a metronome mark music21 still writes a ``set_tempo`` of the
+MIDI default (120 bpm), and one velocity for every note of a score without dynamic marks. The MIDI
+reader (``saga_hsmad.symbolic.midi``) takes any ``set_tempo`` event, 120 bpm included, as tempo
+information (only a file without one has none), so every such piece would be played and labelled at
+exactly 120 bpm. So such a piece gets a tempo drawn from the seed (70 to 150 quarter notes per minute,
+never 120; 30 % of them with a gentle ritardando or accelerando written as one ``set_tempo`` per quarter
+note), and every piece gets phrase dynamics (levels pp..ff per phrase of a few bars, terraced, ramped
+or swelling, with metric accents, part balance and jitter; velocities 30..120), which the drum track
+follows too.
 Both live in the MIDI file the audio is rendered from, so tempo and loudness agree with the audio.
 
 Layout under the root (default ``$SAGA_HSMAD_CACHE/demo_corpus`` or
@@ -172,9 +174,10 @@ DRUM_PATTERNS: dict[str, tuple[DrumVoice, ...]] = {
 DrumPattern = str                              # a key of DRUM_PATTERNS, worded for the caption
 DRUM_NOTE_SECONDS = 0.08
 DRUM_VELOCITY = {"kick": 90, "snare": 80}
-# Tempo. A score without a metronome mark of its own (music21 then writes only the MIDI default,
-# 120 quarter notes per minute, which saga_hsmad.symbolic.midi reads as "no tempo information") gets a
-# tempo drawn log-uniformly in TEMPO_RANGE_BPM (never exactly 120), and a share of those pieces a gentle
+# Tempo. A score without a metronome mark of its own (music21 then writes a set_tempo of the MIDI
+# default, 120 quarter notes per minute, which saga_hsmad.symbolic.midi, like any set_tempo, reads as
+# tempo information) gets a tempo drawn log-uniformly in TEMPO_RANGE_BPM (never exactly 120, so a drawn
+# tempo is never mistaken for music21's default), and a share of those pieces a gentle
 # ritardando or accelerando: a geometric ramp by the ratio below, one set_tempo per quarter note, over
 # TEMPO_RAMP_SPAN of the quarter notes the cut holds at the drawn tempo. A score's own marks are kept.
 TEMPO_RANGE_BPM = (70.0, 150.0)
@@ -347,11 +350,13 @@ def plan_tempo(own: Sequence[tuple[int, int]], ticks_per_beat: int, seconds: flo
 
     ``own`` are the ``set_tempo`` events music21 wrote. If one of them is not the MIDI default
     (500,000 us = 120 bpm) the score has a metronome mark of its own, and the map is kept as it is.
-    Otherwise a base tempo is drawn log-uniformly in ``TEMPO_RANGE_BPM`` (whole bpm, never 120, so the
-    file carries real tempo information), and with probability ``TEMPO_CHANGE_PROB`` a ritardando
-    (x 0.85) or accelerando (x 1.12): the tempo moves geometrically, one step per quarter note, from
-    quarter ``0.55 N`` to ``0.9 N`` (N = quarter notes in ``seconds`` at the base tempo) and then holds;
-    a span of fewer than ``TEMPO_RAMP_MIN_STEPS`` quarter notes gets no ramp.
+    Otherwise (music21's default, which the MIDI reader would take as a stated 120 bpm: any ``set_tempo``
+    is tempo information there) a base tempo is drawn log-uniformly in ``TEMPO_RANGE_BPM`` (whole bpm,
+    never 120, so a drawn tempo cannot be confused with music21's default), and with probability
+    ``TEMPO_CHANGE_PROB`` a ritardando (x 0.85) or accelerando (x 1.12): the tempo moves geometrically,
+    one step per quarter note, from quarter ``0.55 N`` to ``0.9 N`` (N = quarter notes in ``seconds`` at
+    the base tempo) and then holds; a span of fewer than ``TEMPO_RAMP_MIN_STEPS`` quarter notes gets no
+    ramp.
     The map does not depend on where the piece is cut, so the cut can be taken through it.
     """
     own = sorted(set(own))

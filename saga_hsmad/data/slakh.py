@@ -12,8 +12,10 @@ Layout (as distributed): ``root/{train,validation,test}/TrackXXXXX/`` holding ``
 Style text: the instrument classes of the stems that are in the mix (``audio_rendered`` not false), each
 once, in stem order, joined as "Piano, Bass, Drums and Guitar"; when the metadata has a ``genre`` entry
 (Slakh itself has none; annotated copies may), "<genre> with <instruments>", e.g.
-"Rock with Piano, Bass and Drums". Tempo and beat labels come from the MIDI's own tempo map (Lakh files
-carry real ones; ``Score.has_tempo_info`` masks the rest).
+"Rock with Piano, Bass and Drums". Tempo, beat and downbeat labels come from the MIDI's own tempo map:
+a file with at least one valid ``set_tempo`` event, whatever its value (an explicit 120 bpm included), has
+tempo information (``Score.has_tempo_info``); only a file without any ``set_tempo`` has its tempo and beat
+labels masked (downbeats also need a time signature).
 Windows, alignment and metadata: ``midi_audio_dataset``.
 """
 from __future__ import annotations

@@ -129,3 +129,30 @@ def test_eval_takes_the_references_from_a_dataset_config(tiny_ckpt, tmp_path):
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert [(r["clip"], r["system"]) for r in rows] == [("test/only", "lr_input"), ("test/only", "saga_sr")]
     assert not (out / "rolloff_sweep.png").exists() and not list((out / "spectrograms").glob("*.png"))
+
+
+def test_eval_adds_the_noise_fill_row_and_several_windows_per_file(tiny_ckpt, tmp_path):
+    from saga_hsmad.dsp.lowpass import test_protocol_lowres
+    from saga_hsmad.evaluation.baselines import average_power_spectrum, noise_fill
+    from saga_hsmad.evaluation.lsd import lsd_hf
+    from saga_hsmad.evaluation.sr_eval import load_clip, main
+
+    data = tmp_path / "data" / "test"
+    data.mkdir(parents=True)
+    sf.write(data / "only.wav", wideband(1.5, SR, 2, 3).T, SR, subtype="FLOAT")
+    (data / "only.txt").write_text("tones")
+    config = tmp_path / "test.json"
+    config.write_text(json.dumps({"dataset_type": "super_resolution", "root": str(tmp_path / "data"), "split": "test"}))
+    out = tmp_path / "eval"
+    assert main(["--ckpt", str(tiny_ckpt), "--dataset-config", str(config), "--output", str(out), "--cutoffs", "4000",
+                 "--steps", "1", "--device", "cpu", "--caption", "tones", "--plots", "0", "--sweep-clips", "0",
+                 "--clip-seconds", "0.5", "--windows-per-clip", "2", "--train-dataset-config", str(config)]) == 0
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [(r["clip"], r["system"]) for r in rows] == [
+        (f"test/only@{s}s", system) for s in ("0.0", "1.0") for system in ("lr_input", "noise_fill", "saga_sr")]
+    hr = load_clip(data / "only.wav", 0.5, start=1.0)
+    lr = test_protocol_lowres(hr, SR, 4000.0)
+    filled = noise_fill(lr, 4000.0, average_power_spectrum([data / "only.wav"]), SR, seed=0)
+    assert abs(float(rows[4]["lsd_hf"]) - float(lsd_hf(hr, filled, 4000.0))) < 1e-4
+    summary = json.loads((out / "summary.json").read_text())
+    assert {e["system"] for e in summary["mean"]} == {"lr_input", "noise_fill", "saga_sr"}

@@ -359,12 +359,17 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
             safe = name.replace("/", "__")
             if evaluated <= args.plots:
                 png = f"spectrograms/{safe}_{cutoff:.0f}Hz.png"
-                plot_spectrograms(out_dir / png, [("LR input", lr), ("SAGA-SR", sr_out), ("reference", hr)],
+                panels = [({"lr_input": "LR input", "noise_fill": "noise fill"}.get(system, "SAGA-SR"), est)
+                          for system, est in systems]
+                plot_spectrograms(out_dir / png, panels + [("reference", hr)],
                                   SAMPLE_RATE, cutoff, title=f"{name}, cutoff {cutoff:.0f} Hz")
                 plots.append(png)
             if args.save_audio:
                 write_audio(out_dir / "audio" / f"{safe}_{cutoff:.0f}Hz_lr.wav", lr, SAMPLE_RATE, "FLOAT")
                 write_audio(out_dir / "audio" / f"{safe}_{cutoff:.0f}Hz_sr.wav", sr_out, SAMPLE_RATE, "FLOAT")
+                if average_power is not None:
+                    write_audio(out_dir / "audio" / f"{safe}_{cutoff:.0f}Hz_noise_fill.wav", dict(systems)["noise_fill"],
+                                SAMPLE_RATE, "FLOAT")
 
     fd: dict[tuple[float, str], float] = {}
     if embedder is not None and "reference" in embeddings:

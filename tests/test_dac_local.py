@@ -114,7 +114,7 @@ def test_tiny_hsmad_model_on_dac_latents_trains_and_decodes(weights, tmp_path):
     from saga_hsmad.inference.generate import decode
 
     config = json.loads((REPO / "model_configs/hsmad/tiny.json").read_text())
-    config.update(sample_size=16 * 512, audio_channels=1)
+    config.update(sample_rate=44100, sample_size=16 * 512, audio_channels=1)  # the tiny codec is a 44.1 kHz one
     config["model"]["pretransform"] = {"type": "dac_local", "config": {
         "model_path": str(weights), "channels": 1, "downsampling_ratio": 512, "latent_dim": LATENT}}
     config["model"]["io_channels"] = config["model"]["diffusion"]["config"]["io_channels"] = LATENT

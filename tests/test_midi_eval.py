@@ -138,7 +138,7 @@ def test_cli_on_folders_scores_generated_against_the_ceiling(tmp_path):
     assert main(["--generated", str(gen), "--midi", str(midi), "--reference", str(ref), "--out", str(out),
                  "--crepe-capacity", "tiny"]) == 0
     rows = {(r["piece"], r["system"]): r for r in csv.DictReader((out / "per_piece.csv").open())}
-    assert set(rows) == {(p, s) for p in ("p0", "p1") for s in ("generated", "ground_truth")}
+    assert set(rows) == {(p, s) for p in ("p0", "p1") for s in ("generated", "sine_baseline", "ground_truth")}
     for p in ("p0", "p1"):
         assert float(rows[(p, "ground_truth")]["f1"]) >= 0.9
     # the 20 ms delay shows as bias relative to the ceiling row (same transcriber, same notes)
@@ -149,10 +149,13 @@ def test_cli_on_folders_scores_generated_against_the_ceiling(tmp_path):
     for p in ("p0", "p1"):
         assert float(rows[(p, "ground_truth")]["chroma_r"]) > 0.5 and float(rows[(p, "ground_truth")]["onset_r"]) > 0.3
     assert float(rows[("p1", "generated")]["onset_r"]) < float(rows[("p1", "ground_truth")]["onset_r"])
+    # the non-learned row: sines at the MIDI's pitches follow the MIDI, and basic-pitch finds most of their notes
+    for p in ("p0", "p1"):
+        assert float(rows[(p, "sine_baseline")]["chroma_r"]) > 0.5 and float(rows[(p, "sine_baseline")]["f1"]) > 0.5
     summary = {r["system"]: r for r in csv.DictReader((out / "summary.csv").open())}
     assert float(summary["generated"]["fad"]) > 0 and "FAD-CREPE" in summary["generated"]["fad_embedding"]
     report = (out / "report.md").read_text()
-    assert "basic_pitch" in report and "not VGGish" in report and "ceiling" in report
+    assert "basic_pitch" in report and "not VGGish" in report and "ceiling" in report and "sine_baseline" in report
     for p in ("p0", "p1"):
         assert (out / "plots" / f"{p}.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -172,10 +175,11 @@ def test_cli_generates_from_a_checkpoint_over_a_dataset_config(tmp_path):
     assert main(["--dataset-config", str(dataset), "--ckpt", str(tmp_path / "tiny.ckpt"), "--max-items", "1",
                  "--max-seconds", "1.0", "--steps", "2", "--fad-embedding", "none", "--no-plots", "--device", "cpu",
                  "--out", str(out)]) == 0
-    generated, sr = sf.read(out / "generated" / "piece0.wav")
-    assert sr == SR and generated.shape[1] == 2 and generated.shape[0] >= SR  # the first second (+ release)
+    generated, sr = sf.read(out / "generated" / "piece0.wav", always_2d=True)
+    assert sr == config["sample_rate"] and generated.shape[1] == config["audio_channels"]
+    assert generated.shape[0] >= sr  # the first second (+ release)
     systems = [r["system"] for r in csv.DictReader((out / "per_piece.csv").open())]
-    assert systems == ["generated", "ground_truth"]
+    assert systems == ["generated", "sine_baseline", "ground_truth"]
     assert "FAD: not computed" in (out / "report.md").read_text()
 
 

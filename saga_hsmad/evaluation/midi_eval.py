@@ -19,8 +19,9 @@ applied, onsets in the evaluated span):
   strength follow the MIDI, about 0 for unrelated audio; they register partial structure long before a
   transcriber finds notes (a small or briefly trained model).
 
-Systems: "generated" (the model's audio) and "ground_truth" (the real recording, transcribed by the SAME
-transcriber: the ceiling row, spec §8). Summary rows average each metric over pieces (macro, NaN-aware) and
+Systems: "generated" (the model's audio), "sine_baseline" (the MIDI rendered with additive sines by
+``midi_baseline.sine_render``: no learning, the row a model must beat; ``--no-sine-baseline`` leaves it out)
+and "ground_truth" (the real recording, transcribed by the SAME transcriber: the ceiling row, spec §8). Summary rows average each metric over pieces (macro, NaN-aware) and
 also pool counts over all pieces ("f1_pooled", "tae_ms_pooled"). FAD compares the generated set with the
 ground-truth set under a labelled embedding (``fad.CrepeEmbedding`` by default: a CREPE-embedding FAD, not
 VGGish). A piano-roll overlay per piece (MIDI notes as boxes, each system's transcription as onset markers
@@ -43,10 +44,12 @@ import numpy as np
 
 from ..audio_io import AUDIO_EXTENSIONS, list_audio_files, read_audio
 from ..symbolic.midi import Notes, read_midi
+from .midi_baseline import sine_render
 from .structure_metrics import chroma_r, onset_r
 from .transcribe import Transcriber, TranscriberUnavailable, make_transcriber
 
-SYSTEMS = ("generated", "ground_truth")
+SYSTEMS = ("generated", "sine_baseline", "ground_truth")
+SINE_RATE = 22050  # basic-pitch's own rate
 FIELDS = ("piece", "system", "n_ref", "n_est", "n_matched", "precision", "recall", "f1", "tae_ms", "bias_ms",
           "velocity_r", "chroma_r", "onset_r")
 
@@ -126,7 +129,7 @@ def overlay_plot(path: Path, reference: Notes, transcriptions: dict[str, Notes],
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    colours = {"generated": "tab:red", "ground_truth": "tab:blue"}
+    colours = {"generated": "tab:red", "sine_baseline": "tab:green", "ground_truth": "tab:blue"}
     fig, ax = plt.subplots(figsize=(12, 5), dpi=100)
     for s, e, p in zip(reference.start, reference.end, reference.pitch):
         ax.add_patch(Rectangle((s, p - 0.4), max(e - s, 0.01), 0.8, color="0.75", lw=0))
@@ -236,9 +239,10 @@ def nanmean(values: tp.Sequence[float]) -> float:
 
 
 def evaluate(pieces: tp.Sequence[Piece], transcriber: Transcriber, out: Path, embedding=None,
-             max_seconds: float | None = None, onset_tolerance: float = 0.05, plots: bool = True) -> dict:
-    """Score every piece's generated and ground-truth audio; write per_piece.csv, summary.csv, report.md and
-    plots. Returns {"rows": [...], "summary": {system: {...}}, "fad": float | None, "fad_label": str | None}."""
+             max_seconds: float | None = None, onset_tolerance: float = 0.05, plots: bool = True,
+             sine_baseline: bool = True) -> dict:
+    """Score every piece's generated and ground-truth audio (and, with ``sine_baseline``, the additive-sine
+    render of its MIDI); write per_piece.csv, summary.csv, report.md and plots. Returns {"rows": [...], "summary": {system: {...}}, "fad": float | None, "fad_label": str | None}."""
     from tqdm import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
@@ -247,10 +251,15 @@ def evaluate(pieces: tp.Sequence[Piece], transcriber: Transcriber, out: Path, em
     for piece in tqdm(pieces, desc="transcribing", unit="piece"):
         reference, heard = reference_notes(piece.midi, max_seconds)
         transcriptions = {}
-        for system, path in (("generated", piece.generated), ("ground_truth", piece.reference)):
+        sources = {"generated": piece.generated, "sine_baseline": "sines" if sine_baseline else None,
+                   "ground_truth": piece.reference}
+        for system, path in sources.items():
             if path is None:
                 continue
-            audio, sr = read_audio(path)
+            if system == "sine_baseline":  # rendered here from the reference notes, never read from disk
+                audio, sr = sine_render(reference, SINE_RATE, max_seconds), SINE_RATE
+            else:
+                audio, sr = read_audio(path)
             if max_seconds:
                 audio = audio[:, : int(round(max_seconds * sr))]
             clips[system].append((audio, sr))
@@ -327,6 +336,8 @@ def write_outputs(out: Path, rows: list[dict], summary: dict, transcriber: Trans
              "(mir_eval, offset_ratio=None); TAE = RMS onset error of matched notes, bias = its mean",
              f"- span: {'first ' + str(max_seconds) + ' s of each piece' if max_seconds else 'whole pieces'}; "
              "reference = the input MIDI (sustain pedal applied, drums dropped)",
+             "- sine_baseline = the MIDI rendered with additive sines (4 harmonics, decaying envelope, velocity; "
+             "no learning: what a model must beat)",
              "- ground_truth = the real audio through the same transcriber (ceiling row)",
              "- chroma r / onset r: transcriber-free correlation of the audio's chroma and onset strength with the "
              "MIDI (about 0 for unrelated audio; `saga_hsmad.evaluation.structure_metrics`)", "",
@@ -370,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fad-embedding", choices=["crepe", "none"], default="crepe")
     p.add_argument("--crepe-capacity", choices=["full", "tiny"], default="full")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--no-sine-baseline", action="store_true",
+                   help="leave out the non-learned row (the MIDI rendered with additive sines)")
     gen = p.add_argument_group("generation (with --ckpt; as sample.py's midi mode)")
     gen.add_argument("--steps", type=int, default=None)
     gen.add_argument("--w-structure", type=float, default=None)
@@ -413,7 +426,7 @@ def main(argv=None) -> int:
         print(f"ERROR: {e}", file=sys.stderr)
         return 2
     result = evaluate(pieces, transcriber, args.out, embedding, args.max_seconds, args.onset_tolerance,
-                      plots=not args.no_plots)
+                      plots=not args.no_plots, sine_baseline=not args.no_sine_baseline)
     print((args.out / "report.md").read_text())
     return 0 if result["rows"] else 1
 

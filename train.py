@@ -58,10 +58,15 @@ def main(argv=None) -> int:
     """Run train.py; a bad input file or config is one ``ERROR`` line and status 1."""
     from saga_hsmad.checkpoints import CheckpointError
     from saga_hsmad.config_check import ConfigError
+    from saga_hsmad.data.scan import UnreadableFilesError
 
     args = parse_args(argv)
     try:
         return train(args)
+    except UnreadableFilesError as e:  # a dataset with "on_bad_file": "error": one line per file
+        for path, reason in e.bad.items():
+            print(f"ERROR {path}: {reason}", file=sys.stderr)
+        return 1
     except (CheckpointError, ConfigError, FileNotFoundError) as e:
         print(f"ERROR {e}", file=sys.stderr)
         return 1

@@ -4,6 +4,7 @@ training at step 0 with worker tracebacks; ``"on_bad_file": "error"`` stops inst
 verdicts are cached by path, size and mtime; config_check reports the files."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -183,3 +184,23 @@ def test_on_bad_file_is_a_validated_config_key():
         config = load_json(REPO / path)
         assert validate_dataset_config({**config, "on_bad_file": "error"}) == []
         assert [p.path for p in validate_dataset_config({**config, "on_bad_file": "ignore"})] == ["dataset.on_bad_file"]
+
+
+def test_train_py_with_on_bad_file_error_prints_one_line_per_file(demo_corpus, tmp_path, monkeypatch, capsys):
+    """train.py stops before training, one ``ERROR <file>: <reason>`` line per bad file, status 1, no traceback."""
+    import importlib.util
+
+    root = corpus_copy(demo_corpus, tmp_path)
+    monkeypatch.setenv("SAGA_HSMAD_DEMO_CORPUS", str(root))
+    empty = add_piece(root / "train", "empty", audio_bytes=b"")
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps({**load_json(REPO / "dataset_configs/saga_sr/demo.json"), "on_bad_file": "error"}))
+    spec = importlib.util.spec_from_file_location("train_script", REPO / "train.py")
+    train_script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_script)
+    rc = train_script.main(["--model-config", str(REPO / "model_configs/saga_sr/tiny.json"), "--dataset-config",
+                            str(data), "--max-steps", "1", "--save-dir", str(tmp_path / "runs"), "--accelerator", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert f"ERROR {empty}: is empty (0 bytes)" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("*.ckpt"))

@@ -347,7 +347,7 @@ def test_lr_latent_comes_from_the_models_frozen_pretransform():
     lr = [torch.randn(2, config["sample_size"]) for _ in range(2)]
     latent, mask = cond(lr, "cpu")
     torch.testing.assert_close(latent, model.pretransform.encode(torch.stack(lr)))
-    ratio = config["model"]["pretransform"]["config"]["patch_size"]
+    ratio = model.pretransform.downsampling_ratio
     assert latent.shape == (2, config["model"]["io_channels"], config["sample_size"] // ratio)
     # and the whole model routes it into the DiT's concat channels
     inputs = model.get_conditioning_inputs({"lr_audio": [latent, mask]} | {

@@ -113,3 +113,17 @@ def test_band_level_log_mean_is_a_typical_window_not_the_loudest():
     assert np.allclose(band_level(rms, "rms"), [np.sqrt((1 + 100 ** 2) / 3), 2.0])
     with pytest.raises(ValueError, match="statistic"):
         band_level(rms, "median")
+
+
+def test_config_check_knows_the_mdct_latent_shape():
+    """A model config whose io_channels or sample_size does not fit the mdct pretransform is refused."""
+    from conftest import REPO
+
+    from saga_hsmad.config_check import validate_model_config
+
+    config = json.loads((REPO / "model_configs/saga_sr/tiny.json").read_text())
+    assert validate_model_config(config) == []
+    config["model"]["io_channels"] = 64
+    config["sample_size"] = 32768 + 32
+    paths = {p.path for p in validate_model_config(config)}
+    assert {"model.io_channels", "sample_size"} <= paths

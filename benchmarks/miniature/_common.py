@@ -113,12 +113,20 @@ def run_named(jobs: dict[str, tuple | None], max_parallel: int) -> dict[str, flo
     return dict(zip(todo, run_parallel(list(todo.values()), max_parallel)))
 
 
+def exported_checkpoint(run_dir: Path) -> Path:
+    """The inference checkpoint train.py writes at the end of a run: ``export.safetensors`` (``export.ckpt``
+    from older train.py versions, when that is the one present)."""
+    legacy = run_dir / "export.ckpt"
+    return legacy if legacy.is_file() and not (run_dir / "export.safetensors").is_file() else \
+        run_dir / "export.safetensors"
+
+
 def train_job(args, name: str, model_config: str, dataset_config: str, corpus: Path):
     """The ``train.py`` job (cmd, log, env) of one compared model, or None when ``--skip-train`` finds its
     exported checkpoint. A stale run folder is removed first (an old CSV log or checkpoint would mix runs)."""
     run_dir = args.run_dir / name
-    if args.skip_train and (run_dir / "export.ckpt").is_file():
-        print(f"reusing {run_dir / 'export.ckpt'}")
+    if args.skip_train and exported_checkpoint(run_dir).is_file():
+        print(f"reusing {exported_checkpoint(run_dir)}")
         return None
     if run_dir.exists():
         shutil.rmtree(run_dir)

@@ -31,23 +31,26 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (COMMANDS, PYTHON, REPO, THREADS, command_line, demo_corpus, ensure_corpus, environment, fmt,  # noqa: E402
-                     git_commit, plot_loss_curves, publish, pyplot, read_loss_curve, run_named, shrink_png,
-                     tail_mean, train_models, write_json)
+from _common import (COMMANDS, PYTHON, REPO, THREADS, command_line, demo_corpus, ensure_corpus, environment,  # noqa: E402
+                     exported_checkpoint, fmt, git_commit, plot_loss_curves, publish, pyplot, read_loss_curve,
+                     run_named, shrink_png, tail_mean, train_models, write_json)
 
 MODELS = {"tiny": "model_configs/hsmad/tiny.json",
           "tiny_baseline_global": "model_configs/hsmad/tiny_baseline_global.json",
           "tiny_baseline_flat": "model_configs/hsmad/tiny_baseline_flat.json"}
 LABELS = {"tiny": "HS-MAD tiny (hierarchical)", "tiny_baseline_global": "Baseline-Global",
-          "tiny_baseline_flat": "Baseline-Flat", "ground_truth": "ground-truth audio (ceiling)"}
+          "tiny_baseline_flat": "Baseline-Flat", "ground_truth": "ground-truth audio (ceiling)",
+          "sine_baseline": "additive sines of the MIDI (no learning)"}
 DATASET = "dataset_configs/hsmad/demo.json"
 AUX = ("train/aux_chroma", "train/aux_beat", "train/aux_tempo", "train/aux_key")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=60, help="training steps per model")
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--steps", type=int, default=900, help="training steps per model")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS),
+                   help="compared models (default all three; 'tiny' is always included)")
     p.add_argument("--seed", type=int, default=0, help="training seed (also the sampling seed)")
     p.add_argument("--output", default=None, help="results folder (default docs/miniature/hsmad; "
                                                   "/tmp/miniature/quick/hsmad with --quick)")
@@ -56,15 +59,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num-workers", type=int, default=1, help="loader workers per training")
     p.add_argument("--threads", type=int, default=1, help="torch threads per subprocess (OMP_NUM_THREADS)")
     p.add_argument("--parallel", type=int, default=2, help="trainings run at once (default 2: one per core here)")
-    p.add_argument("--seconds", type=float, default=4.0, help="evaluate the first S seconds of each test piece")
+    p.add_argument("--seconds", type=float, default=8.0, help="evaluate the first S seconds of each test piece")
     p.add_argument("--max-pieces", type=int, default=None, help="test pieces used (default: all)")
     p.add_argument("--gen-steps", type=int, default=20, help="Euler steps when generating (config default: 50)")
-    p.add_argument("--wh-sweep", type=float, nargs="*", default=[0.0, 1.0, 4.0],
+    p.add_argument("--wh-sweep", type=float, nargs="*", default=[0.0, 4.0],
                    help="extra w_H values for the tiny model (the config's w_H is always evaluated)")
     p.add_argument("--fad", action="store_true", help="also compute the CREPE FAD (slow on a CPU)")
     p.add_argument("--skip-train", action="store_true", help="reuse the checkpoints already in --run-dir")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 steps, batch 2, 1 piece of 1.5 s, 3 Euler steps")
     args = p.parse_args(argv)
+    args.models = ["tiny"] + [m for m in args.models if m != "tiny"]
     if args.quick:
         args.steps, args.batch_size, args.gen_steps = 2, 2, 3
         args.max_pieces, args.seconds, args.wh_sweep = 1, 1.5, [0.0]
@@ -138,7 +142,7 @@ def prepare_pieces(args, corpus: Path) -> Path:
 def generate_job(args, name: str, midi_dir: Path, tag: str, w_h: float | None):
     """(job, output folder) of one sample.py --midi run."""
     out = args.run_dir / f"gen_{tag}"
-    cmd = [PYTHON, "sample.py", "--ckpt", str(args.run_dir / name / "export.ckpt"), "--midi", str(midi_dir),
+    cmd = [PYTHON, "sample.py", "--ckpt", str(exported_checkpoint(args.run_dir / name)), "--midi", str(midi_dir),
            "--output", str(out), "--steps", str(args.gen_steps), "--seed", str(args.seed), "--device", "cpu",
            "--release", "0", "--overwrite"]
     if w_h is not None:
@@ -181,6 +185,56 @@ def table_lines(rows: list[tuple[str, dict]]) -> list[str]:
                      f"{fmt(s.get('bias_ms_mean'), 1)} | {fmt(s.get('velocity_r_mean'))} | "
                      f"{fmt(s.get('chroma_r_mean'))} | {fmt(s.get('onset_r_mean'))} |")
     return lines
+
+
+def read_per_piece(path: Path) -> dict[str, dict[str, dict]]:
+    """system → piece → row of a midi_eval per_piece.csv (numbers as floats)."""
+    out: dict[str, dict[str, dict]] = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            out.setdefault(r["system"], {})[r["piece"]] = {
+                k: (float(v) if v not in ("", "nan") else float("nan")) for k, v in r.items()
+                if k not in ("piece", "system")}
+    return out
+
+
+def spread_lines(per_piece: dict[str, dict], models: dict[str, str]) -> list[str]:
+    """Per-piece chroma r and note F1 of every model (and the sine and ground-truth rows of the tiny model's
+    evaluation), then for each baseline on how many pieces the hierarchical model is ahead."""
+    tiny = per_piece["tiny"]
+    pieces = sorted(tiny.get("generated", {}))
+    systems = [(LABELS["ground_truth"], tiny.get("ground_truth", {})),
+               (LABELS["sine_baseline"], tiny.get("sine_baseline", {}))]
+    systems += [(LABELS[n], per_piece[n].get("generated", {})) for n in models]
+    lines = ["| system | " + " | ".join(pieces) + " | min / median / max |", "|---|" + "---|" * (len(pieces) + 1)]
+    for metric, label in (("chroma_r", "chroma r"), ("f1", "note F1")):
+        for name, rows in systems:
+            values = [rows.get(p, {}).get(metric, float("nan")) for p in pieces]
+            finite = sorted(v for v in values if v == v)
+            stats = (f"{finite[0]:.3f} / {finite[len(finite) // 2]:.3f} / {finite[-1]:.3f}" if finite else "n/a")
+            lines.append(f"| {name}: {label} | " + " | ".join(fmt(v) for v in values) + f" | {stats} |")
+    lines.append("")
+    for n in models:
+        if n == "tiny":
+            continue
+        for metric, label in (("chroma_r", "chroma r"), ("f1", "note F1")):
+            diffs = [tiny["generated"][p][metric] - per_piece[n]["generated"][p][metric] for p in pieces
+                     if p in per_piece[n].get("generated", {})]
+            ahead = sum(d > 0 for d in diffs)
+            lines.append(f"- hierarchical minus {LABELS[n]}, {label}: mean {sum(diffs) / max(len(diffs), 1):+.3f}, "
+                         f"ahead on {ahead} of {len(diffs)} pieces (per piece: "
+                         + ", ".join(f"{d:+.3f}" for d in diffs) + ")")
+    return lines
+
+
+def window_description() -> str:
+    """The tiny model's training window, rate and pretransform, from its config."""
+    config = json.loads((REPO / MODELS["tiny"]).read_text())
+    pre = config["model"]["pretransform"]
+    return (f"{config['sample_size'] / config['sample_rate']:.3f} s windows at {config['sample_rate']} Hz, "
+            f"{config.get('audio_channels', 2)} channel(s), {pre['type']} pretransform "
+            + ", ".join(f"{k} {v}" for k, v in pre["config"].items() if k != "band_std")
+            + (", per-band std from the corpus" if "band_std" in pre["config"] else ""))
 
 
 def mismatched_audio(args, corpus: Path, midi_dir: Path) -> Path:
@@ -228,12 +282,13 @@ def main(argv=None) -> int:
     corpus = demo_corpus(args.corpus)
     ensure_corpus(corpus)
     args.run_dir.mkdir(parents=True, exist_ok=True)
-    times = train_models(args, MODELS, DATASET, corpus)
+    models = {name: MODELS[name] for name in args.models}
+    times = train_models(args, models, DATASET, corpus)
     midi_dir = prepare_pieces(args, corpus)
 
     # generation: every model at its config's w_H, and the tiny model at each swept w_H (``parallel`` at once)
     w_default = config_w_h("tiny")
-    runs = {name: (name, None) for name in MODELS}
+    runs = {name: (name, None) for name in models}
     runs.update({f"tiny_wH{w:g}": ("tiny", w) for w in args.wh_sweep if w != w_default})
     gen_jobs = {tag: generate_job(args, name, midi_dir, tag, w) for tag, (name, w) in runs.items()}
     times.update({f"generate {tag}": seconds for tag, seconds in
@@ -245,14 +300,14 @@ def main(argv=None) -> int:
                   run_named({tag: job for tag, (job, _) in eval_jobs.items()}, args.parallel).items()})
     eval_dirs = {tag: out for tag, (_, out) in eval_jobs.items()}
     results = {tag: read_summary(out / "summary.csv") for tag, out in eval_dirs.items()}
-    summaries = {name: results[name] for name in MODELS}
+    summaries = {name: results[name] for name in models}
     chance = results["mismatched"]["generated"]
     sweep = {w_default: summaries["tiny"]["generated"]}
     sweep.update({w: results[f"tiny_wH{w:g}"]["generated"] for w in args.wh_sweep if w != w_default})
 
     # train/loss is the flow-matching MSE in every model (the aux-loss wrapper logs the weighted sum as
     # train/total_loss; Baseline-Flat has no local/global heads, so it logs no aux or flow_loss keys)
-    curves = {name: read_loss_curve(args.run_dir / name, "train/loss") for name in MODELS}
+    curves = {name: read_loss_curve(args.run_dir / name, "train/loss") for name in models}
     aux = {}
     for key in AUX:
         try:
@@ -271,17 +326,18 @@ def main(argv=None) -> int:
         publish(folder, args.output / f"eval_{tag}", ignore=("*.wav", "generated"))
 
     ceiling = summaries["tiny"].get("ground_truth", {})
-    main_rows = [(LABELS["ground_truth"], ceiling), ("another piece's audio (chance)", chance)] + [
-        (LABELS[n], summaries[n]["generated"]) for n in MODELS]
+    main_rows = [(LABELS["ground_truth"], ceiling), (LABELS["sine_baseline"], summaries["tiny"].get("sine_baseline", {})),
+                 ("another piece's audio (chance)", chance)] + [(LABELS[n], summaries[n]["generated"]) for n in models]
+    per_piece = {n: read_per_piece(eval_dirs[n] / "per_piece.csv") for n in models}
     sweep_rows = [(f"w_H = {w:g}" + (" (config)" if w == w_default else ""), sweep[w]) for w in sorted(sweep)]
     loss_tail = {n: tail_mean(v) for n, (_, v) in curves.items()}
     times["total"] = time.time() - start
     lines = ["# Miniature HS-MAD structure experiment (demo corpus)", "", f"Command: `{command_line()}`", "",
              f"- commit `{git_commit()}`; {env['cpu_count']} CPU cores, load average at start "
              f"{env['load_average_start']} (the machine was shared), torch {env['torch']}",
-             f"- training: {', '.join(f'`{Path(p).name}`' for p in MODELS.values())} (identical but for "
+             f"- training: {', '.join(f'`{Path(p).name}`' for p in models.values())} (identical but for "
              f"`symbol_mode`), {args.steps} steps, batch {args.batch_size}, seed {args.seed}, demo corpus train split "
-             "(0.743 s windows, patch pretransform)",
+             f"({window_description()})",
              f"- generation: `sample.py --midi`, test split cut to the first {args.seconds:g} s, Euler {args.gen_steps} "
              f"steps, decoupled guidance w_H {w_default:g} (config) / w_S from the config, seed {args.seed}",
              "- evaluation: `saga_hsmad.evaluation.midi_eval`, basic-pitch transcription, onset F1 at 50 ms, TAE = RMS "
@@ -289,6 +345,7 @@ def main(argv=None) -> int:
              "transcriber-free chroma r and onset r (`saga_hsmad.evaluation.structure_metrics`); the chance row pairs "
              "each MIDI with the ground-truth audio of the next test piece",
              "", "## Structure conditioning (higher F1 / lower TAE is better)", ""] + table_lines(main_rows)
+    lines += ["", "## Spread over pieces", "", *spread_lines(per_piece, models)]
     lines += ["", f"## w_H sweep (HS-MAD tiny)", "", *table_lines(sweep_rows), "", "![w_H sweep](wh_sweep.png)", "",
               "## Training loss", "", "![loss curves](loss_curves.png)", ""]
     if aux:
@@ -304,7 +361,7 @@ def main(argv=None) -> int:
     write_json(args.output / "results.json", {
         "command": command_line(), "commit": git_commit(), "environment": env,
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "summary": {n: summaries[n] for n in MODELS}, "ceiling": ceiling, "chance": chance,
+        "summary": {n: summaries[n] for n in models}, "per_piece": per_piece, "ceiling": ceiling, "chance": chance,
         "wh_sweep": {f"{w:g}": sweep[w] for w in sorted(sweep)}, "loss_tail_mean": loss_tail,
         "loss_curves": {n: {"step": s, "train_loss": v} for n, (s, v) in curves.items()},
         "aux_curves": {k: {"step": s, "value": v} for k, (s, v) in aux.items()},

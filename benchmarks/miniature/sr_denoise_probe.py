@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Where does a SAGA-SR model leave noise? x0-prediction error by band and noise level, and a sample's bands.
 
-    python benchmarks/miniature/sr_denoise_probe.py --ckpt RUN/export.ckpt [--clip test.wav] [--cutoff 4000]
+    python benchmarks/miniature/sr_denoise_probe.py --ckpt RUN/export.safetensors [--clip test.wav] [--cutoff 4000]
         [--start 1.0] [--times 0.02 0.1 0.3 0.6 0.9] [--seed 0]
 
 For one window of a reference clip (its LR version by the paper's test protocol as the condition, target

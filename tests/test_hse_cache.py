@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from test_hsmad_training import piece_notes, write_midi
-from test_midi_to_audio import tiny_config
+from test_midi_to_audio import WINDOW_SECONDS, tiny_config
 from test_mrci_unet import B, all_null, build, liven, make_inputs
 
 import saga_hsmad
@@ -49,7 +49,8 @@ def test_midi_to_audio_with_cache_equals_recomputing_every_step(live_tiny_model,
     """Full MIDI → audio (read, windows fused per step, decoupled guidance, decode), same seed: identical audio;
     the encoder ran once per window group (all three branches at once) instead of once per step."""
     midi = tmp_path / "piece.mid"
-    write_midi(midi, piece_notes(1, 1.3))
+    seconds = 2.5 * WINDOW_SECONDS - 0.5  # + 0.5 s release: 2.4 to 2.5 windows, so three windows
+    write_midi(midi, piece_notes(1, seconds))
     cached, cached_calls = render(live_tiny_model, midi, cache=True)
     fresh, fresh_calls = render(live_tiny_model, midi, cache=False)
     steps = 3
@@ -59,7 +60,7 @@ def test_midi_to_audio_with_cache_equals_recomputing_every_step(live_tiny_model,
     np.testing.assert_allclose(cached, fresh, rtol=0, atol=1e-6 * float(np.abs(fresh).max()))
     # the comparison can fail: another score (the same notes a fourth up) gives other audio through this model
     other = tmp_path / "other.mid"
-    write_midi(other, [(pitch + 5, start, end, velocity) for pitch, start, end, velocity in piece_notes(1, 1.3)])
+    write_midi(other, [(pitch + 5, start, end, velocity) for pitch, start, end, velocity in piece_notes(1, seconds)])
     elsewhere, _ = render(live_tiny_model, other, cache=True)
     assert elsewhere.shape == cached.shape and float(np.abs(elsewhere - cached).max()) > 1e-3 * float(
         np.abs(cached).max())

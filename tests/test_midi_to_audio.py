@@ -17,15 +17,22 @@ from torch import nn
 
 import saga_hsmad
 from saga_hsmad.checkpoints import load_model, read_checkpoint, save_inference_checkpoint
+from saga_hsmad.factory import create_pretransform_from_config
 from saga_hsmad.inference.midi_to_audio import MODE, MidiToAudio, MidiToAudioOptions, WindowPlan, piece_seconds
 from saga_hsmad.symbolic.midi import Score, read_midi
 
 CONFIG = REPO / "model_configs" / "hsmad" / "tiny.json"
-SR, RATIO, WINDOW = 44100, 64, 512  # tiny: patch 64, T_H = 512 frames (0.743 s)
 
 
 def tiny_config() -> dict:
     return json.loads(CONFIG.read_text())
+
+
+# the tiny config's layout (rate, channels, R_VAE, T_H), read from it so the tests follow the config
+SR, CHANNELS = int(tiny_config()["sample_rate"]), int(tiny_config()["audio_channels"])
+RATIO = int(create_pretransform_from_config(tiny_config()["model"]["pretransform"], SR).downsampling_ratio)
+WINDOW = int(tiny_config()["sample_size"]) // RATIO
+WINDOW_SECONDS = WINDOW * RATIO / SR
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +41,13 @@ def tiny_model():
     return saga_hsmad.create_model_from_config(tiny_config()).eval()
 
 
-def long_score(seconds: float) -> Score:
-    """Notes at times that do not sit on latent frame boundaries, ending ``seconds`` - 0.5 s (release)."""
+def long_score(windows: float) -> Score:
+    """A piece of ``windows`` training windows (the file's end; notes ending by 0.5 s before it, so the default
+    release does not lengthen it), notes at times that do not sit on latent frame boundaries."""
+    seconds = windows * WINDOW_SECONDS
     notes = [(60 + (i % 7), 0.0371 + 0.2113 * i, min(0.0371 + 0.2113 * i + 0.3, seconds - 0.5), 64 + i % 40)
              for i in range(int((seconds - 0.9) / 0.2113))]
-    return Score.from_notes(notes, end_time=seconds - 0.5)
+    return Score.from_notes(notes, end_time=seconds)
 
 
 class BranchStub(nn.Module):
@@ -86,7 +95,7 @@ def test_decoupled_guidance_formula_and_one_forward_per_step(tiny_model, w_h, w_
     steps = 3
     renderer = MidiToAudio(tiny_model, tiny_config(), MidiToAudioOptions(steps=steps, w_structure=w_h, w_style=w_s,
                                                                        batch_windows=8))
-    score = long_score(2.0)
+    score = long_score(2.26)
     plan = renderer.plan(score)
     assert len(plan.starts) == 3
     latents = renderer.generate_latents(renderer.window_metadata(score, plan, "a style"), plan)
@@ -107,7 +116,7 @@ def test_forward_count_follows_batch_windows(tiny_model):
     stub = BranchStub()
     tiny_model.model = stub
     renderer = MidiToAudio(tiny_model, tiny_config(), MidiToAudioOptions(steps=2, batch_windows=2))
-    score = long_score(2.0)
+    score = long_score(2.26)
     plan = renderer.plan(score)
     renderer.generate_latents(renderer.window_metadata(score, plan, "x"), plan)
     assert stub.calls == [6, 3] * 2  # windows {0, 1} then {2}, three branches each
@@ -116,7 +125,7 @@ def test_forward_count_follows_batch_windows(tiny_model):
 def test_result_does_not_depend_on_batch_windows():
     torch.manual_seed(0)
     model = saga_hsmad.create_model_from_config(tiny_config()).eval()
-    score = long_score(2.0)
+    score = long_score(2.26)
     out = []
     for batch_windows in (1, 3):
         renderer = MidiToAudio(model, tiny_config(), MidiToAudioOptions(steps=2, batch_windows=batch_windows))
@@ -143,7 +152,7 @@ def test_windows_reproduce_the_whole_piece_without_seams():
     model = saga_hsmad.create_model_from_config(tiny_config()).eval()
     model.model = OracleStub(model.io_channels)
     renderer = MidiToAudio(model, tiny_config(), MidiToAudioOptions(steps=4, batch_windows=2))
-    score = long_score(2.1)
+    score = long_score(2.26)
     plan = renderer.plan(score)
     assert len(plan.starts) >= 3 and plan.frames > WINDOW
     latents = renderer.generate_latents(renderer.window_metadata(score, plan, "x"), plan)
@@ -170,7 +179,7 @@ def test_windows_that_disagree_meet_in_a_linear_crossfade_not_a_jump():
     model = saga_hsmad.create_model_from_config(tiny_config()).eval()
     model.model = WindowMeanStub(model.io_channels)
     renderer = MidiToAudio(model, tiny_config(), MidiToAudioOptions(steps=3, window_overlap=32 * RATIO / SR))
-    score = long_score(2.1)
+    score = long_score(2.26)
     plan = renderer.plan(score)
     metadata = renderer.window_metadata(score, plan, "x")
     latents = renderer.generate_latents(metadata, plan)[0, 0]                 # one latent channel (n,)
@@ -202,14 +211,14 @@ def test_long_midi_through_a_tiny_model_has_the_midis_length_and_no_seams(tmp_pa
     built = saga_hsmad.create_model_from_config(config)
     save_inference_checkpoint(tmp_path / "tiny.ckpt", built.state_dict(), config, ema=False)
     model, config, _ = load_model(tmp_path / "tiny.ckpt")
-    notes = piece_notes(1, 1.3)
+    notes = piece_notes(1, 2.5 * WINDOW_SECONDS - 0.5)  # + 0.5 s release: 2.4 to 2.5 windows
     write_midi(tmp_path / "piece.mid", notes)
     renderer = MidiToAudio(model, config, MidiToAudioOptions(steps=4, release=0.5))
     score = renderer.read(tmp_path / "piece.mid")
     audio, plan = renderer.render(score, "a style")
     last_end = max(e for _, _, e, _ in notes)
     assert plan.samples == math.ceil(max(score.end_time, last_end + 0.5) * SR - 1e-9)
-    assert audio.shape == (2, plan.samples) and np.isfinite(audio).all()
+    assert audio.shape == (CHANNELS, plan.samples) and np.isfinite(audio).all()
     assert 2.0 < plan.samples / (WINDOW * RATIO) < 3.0 and len(plan.starts) == 3
     jumps = np.abs(np.diff(audio, axis=-1)).max(axis=0)
     joins = sorted({s * RATIO for s in plan.starts[1:]} | {(s + WINDOW) * RATIO for s in plan.starts[:-1]})
@@ -217,8 +226,8 @@ def test_long_midi_through_a_tiny_model_has_the_midis_length_and_no_seams(tmp_pa
     for j in joins:
         near[max(0, j - RATIO):j + RATIO] = True
     assert jumps[near].max() <= jumps[~near].max()
-    # the envelope neither dips nor bulges at the joins (RMS over 256-sample blocks within ±3 dB of the median)
-    rms = np.sqrt((audio[:, : audio.shape[1] // RATIO * RATIO].reshape(2, -1, RATIO) ** 2).mean(-1))
+    # the envelope neither dips nor bulges at the joins (RMS over RATIO-sample blocks within ±3 dB of the median)
+    rms = np.sqrt((audio[:, : audio.shape[1] // RATIO * RATIO].reshape(CHANNELS, -1, RATIO) ** 2).mean(-1))
     level = 20 * np.log10(rms / np.median(rms, axis=1, keepdims=True))
     assert np.abs(level).max() < 3.0
 
@@ -229,7 +238,8 @@ def test_short_piece_is_one_padded_window_cut_to_its_length(tiny_model):
     renderer = MidiToAudio(tiny_model, tiny_config(), MidiToAudioOptions(steps=1, release=0.25))
     score = Score.from_notes([(60, 0.1, 0.3, 90)], end_time=0.3)
     plan = renderer.plan(score)
-    assert plan.starts == (0,) and plan.frames == WINDOW and plan.samples == 24255  # 0.55 s x 44100
+    assert 0.55 < WINDOW_SECONDS  # the piece is shorter than one window
+    assert plan.starts == (0,) and plan.frames == WINDOW and plan.samples == round(0.55 * SR)  # 0.55 s
     metadata = renderer.window_metadata(score, plan, "x")
     assert metadata[0]["midi"].valid_seconds == pytest.approx(0.55) and int(metadata[0]["padding_mask"].sum()) == \
         plan.samples
@@ -237,7 +247,7 @@ def test_short_piece_is_one_padded_window_cut_to_its_length(tiny_model):
     valid = math.ceil(0.55 * SR / RATIO)
     assert bool(structure[0, 384, :valid].all()) and not bool(structure[0, 384, valid:].any())
     audio, _ = renderer.render(score, "x")
-    assert audio.shape == (2, plan.samples)
+    assert audio.shape == (CHANNELS, plan.samples)
     assert piece_seconds(Score.from_notes([(60, 0.0, 0.2, 90)], end_time=2.0), 0.5) == 2.0  # file end wins
 
 
@@ -256,14 +266,14 @@ def test_a_long_piece_is_sampled_group_by_group(tiny_model, monkeypatch):
                         lambda model, metadata, device: conditioned.append(len(metadata)) or original(model, metadata,
                                                                                                      device))
     renderer = MidiToAudio(tiny_model, tiny_config(), MidiToAudioOptions(steps=2, batch_windows=3, group_windows=3))
-    score = long_score(4.5)
+    score = long_score(5.68)
     plan = renderer.plan(score)
     assert len(plan.starts) == 8
     groups = plan.groups(3)
     assert [len(g.starts) for g in groups] == [3, 3, 2]
     assert [g.offset for g in groups] == [plan.starts[0], plan.starts[3], plan.starts[6]]
     audio, _ = renderer.render(score, "x")
-    assert audio.shape == (2, plan.samples)
+    assert audio.shape == (CHANNELS, plan.samples)
     assert conditioned == [3, 3, 2]
     assert stub.calls == [9, 9, 9, 9, 6, 6]  # each group: all its steps, its three branches in one forward
 
@@ -274,7 +284,7 @@ def test_a_piece_that_fits_one_group_renders_as_before(tiny_model):
     torch.manual_seed(0)
     model = saga_hsmad.create_model_from_config(tiny_config()).eval()
     renderer = MidiToAudio(model, tiny_config(), MidiToAudioOptions(steps=2, batch_windows=2))
-    score = long_score(2.1)
+    score = long_score(2.26)
     plan = renderer.plan(score)
     assert 3 <= len(plan.starts) <= renderer.options.group_windows and plan.groups(8) == [plan]
     whole = renderer.decode(renderer.generate_latents(renderer.window_metadata(score, plan, "x"), plan), plan)
@@ -289,7 +299,7 @@ def test_groups_reproduce_the_whole_piece_without_seams():
     model = saga_hsmad.create_model_from_config(tiny_config()).eval()
     model.model = OracleStub(model.io_channels)
     renderer = MidiToAudio(model, tiny_config(), MidiToAudioOptions(steps=4, group_windows=2))
-    score = long_score(3.1)
+    score = long_score(3.69)
     plan = renderer.plan(score)
     assert len(plan.groups(2)) >= 3
     audio, _ = renderer.render(score, "x")
@@ -302,7 +312,7 @@ def test_groups_reproduce_the_whole_piece_without_seams():
 def test_group_joins_of_a_random_model_have_no_seam_and_do_not_depend_on_batch_windows():
     torch.manual_seed(0)
     model = saga_hsmad.create_model_from_config(tiny_config()).eval()
-    score = long_score(3.1)
+    score = long_score(3.69)
     out = []
     for batch_windows in (1, 2):
         renderer = MidiToAudio(model, tiny_config(), MidiToAudioOptions(steps=3, batch_windows=batch_windows,
@@ -312,17 +322,17 @@ def test_group_joins_of_a_random_model_have_no_seam_and_do_not_depend_on_batch_w
     audio = out[0]
     plan = renderer.plan(score)
     groups = plan.groups(2)
-    assert audio.shape == (2, plan.samples) and np.isfinite(audio).all() and len(groups) >= 3
+    assert audio.shape == (CHANNELS, plan.samples) and np.isfinite(audio).all() and len(groups) >= 3
     jumps = np.abs(np.diff(audio, axis=-1)).max(axis=0)
     joins = [g.offset * RATIO for g in groups[1:]] + [(g.offset + g.frames) * RATIO for g in groups[:-1]]
     near = np.zeros(jumps.shape, bool)
     for j in joins:
         near[max(0, j - RATIO):j + RATIO] = True
     assert jumps[near].max() <= jumps[~near].max()
-    # the envelope (RMS over 64-sample blocks, dB from the median) neither dips nor bulges where groups overlap
+    # the envelope (RMS over RATIO-sample blocks, dB from the median) neither dips nor bulges where groups overlap
     # beyond what this random model does inside a group
     blocks = audio.shape[1] // RATIO
-    rms = np.sqrt((audio[:, :blocks * RATIO].reshape(2, -1, RATIO) ** 2).mean(-1))
+    rms = np.sqrt((audio[:, :blocks * RATIO].reshape(CHANNELS, -1, RATIO) ** 2).mean(-1))
     level = np.abs(20 * np.log10(rms / np.median(rms, axis=1, keepdims=True))).max(0)
     overlap = np.zeros(blocks, bool)
     for before, after in zip(groups[:-1], groups[1:]):
@@ -350,7 +360,7 @@ def test_other_bad_options_are_refused(tiny_model, field, value):
 # -- one conditioning path with training --------------------------------------------------------------------
 def test_sampler_windows_carry_the_training_items_keys_and_structure(tiny_model, tmp_path):
     config = tiny_config()
-    root = write_corpus(tmp_path / "corpus", n=1, seconds=1.5)
+    root = write_corpus(tmp_path / "corpus", n=1, seconds=2 * WINDOW_SECONDS)  # two windows: the first is all valid
     audio, metadata = corpus_batch(config, tiny_model, root, batch=1)
     item = metadata[0]
     renderer = MidiToAudio(tiny_model, config, MidiToAudioOptions(steps=1))
@@ -386,9 +396,9 @@ def test_cli_writes_good_files_reports_bad_ones_and_keeps_existing_outputs(tmp_p
     assert sample.main(args) == 1
     err = capsys.readouterr().err
     assert "ERROR" in err and "broken.mid" in err
-    audio, sr = sf.read(out / "good.wav")
+    audio, sr = sf.read(out / "good.wav", always_2d=True)
     parsed = read_midi(midi_dir / "good.mid")
-    assert sr == SR and audio.shape == (math.ceil(piece_seconds(parsed, 0.5) * SR - 1e-9), 2)
+    assert sr == SR and audio.shape == (math.ceil(piece_seconds(parsed, 0.5) * SR - 1e-9), CHANNELS)
     assert not (out / "broken.wav").exists()
     mtime = (out / "good.wav").stat().st_mtime_ns
     assert sample.main(args) == 1
@@ -420,8 +430,8 @@ def test_cli_warns_about_midi_repairs_and_writes_no_file_for_non_finite_output(t
     assert f"WARNING {midi}: set_tempo of 0 us per quarter note (an infinite tempo) at tick 0 skipped" in err
     assert sf.info(str(out / "tempo0.wav")).duration == pytest.approx(1.0, abs=1e-4)  # 0.5 s at 120 bpm + release
     # a model whose output is not finite: one ERROR line, no file (not even a hidden partial one), exit 1
-    monkeypatch.setattr(midi_to_audio, "decode", lambda model, latents: torch.full((1, 2, latents.shape[-1] * RATIO),
-                                                                                  math.nan))
+    monkeypatch.setattr(midi_to_audio, "decode",
+                        lambda model, latents: torch.full((1, CHANNELS, latents.shape[-1] * RATIO), math.nan))
     assert sample.main(args + ["--overwrite", "--output", str(tmp_path / "nan")]) == 1
     err = capsys.readouterr().err
     assert f"ERROR {midi}: the model produced NaN or Inf samples" in err
@@ -447,7 +457,7 @@ def test_train_two_steps_then_sample_midi(demo_corpus, tmp_path):
     proc = run_script("sample.py", "--ckpt", str(export), "--midi", str(midi), "--output", str(out), "--steps", "2",
                       "--device", "cpu", env=env)
     assert "mode midi" in proc.stdout
-    audio, sr = sf.read(out / (midi.stem + ".wav"))
+    audio, sr = sf.read(out / (midi.stem + ".wav"), always_2d=True)
     parsed = read_midi(midi)
-    assert sr == SR and audio.shape[1] == 2
+    assert sr == SR and audio.shape[1] == CHANNELS
     assert audio.shape[0] == math.ceil(piece_seconds(parsed, 0.5) * SR - 1e-9)

@@ -309,7 +309,8 @@ def test_midi_outputs_that_would_clip_are_soft_limited_and_reported(tmp_path, ca
     write_midi(tmp_path / "piece.mid", piece_notes(0, 0.5))
 
     def loud_decode(model, latents):  # a model that overshoots: every sample at +1.6 dBFS
-        return torch.full((latents.shape[0], 2, latents.shape[-1] * model.pretransform.downsampling_ratio), 1.2)
+        return torch.full((latents.shape[0], config["audio_channels"],
+                           latents.shape[-1] * model.pretransform.downsampling_ratio), 1.2)
 
     monkeypatch.setattr(midi_mode, "decode", loud_decode)
     assert sample_main(["--ckpt", str(tmp_path / "tiny.ckpt"), "--output", str(tmp_path / "out"), "--midi",

@@ -200,6 +200,10 @@ class MidiToAudio:
         if sample_size % self.ratio:
             raise ValueError(f"sample_size {sample_size} is not a multiple of the pretransform ratio {self.ratio}")
         self.window = sample_size // self.ratio
+        # latent frames before a window that its decode needs to be exact: 1 for a lapped transform (mdct: each
+        # block also receives the tail of the frame before it; a crop decoded alone wraps its last frame's tail
+        # round onto its first block), 0 for frame-local decoders (patch)
+        self.context = int(getattr(model.pretransform, "decode_context_frames", 0))
         self.window_seconds = self.window * self.ratio / self.sample_rate
         self.spec.check_window(self.window_seconds, "sample_size")
         overlap = options.window_overlap
@@ -316,14 +320,27 @@ class MidiToAudio:
                             generator=torch.Generator().manual_seed(window_seed(self.options.seed, index)))
         return torch.cat([before_noise[..., before.frames - shared:].cpu(), fresh], dim=-1)
 
+    def decode_window(self, latents: torch.Tensor, start: int, before: torch.Tensor | None = None) -> torch.Tensor:
+        """(channels, window·R) float32 audio of the window at frame ``start`` of ``latents`` (1, c, frames), decoded
+        with ``self.context`` frames before it: from ``latents``, then from ``before`` (1, c, k) (the frames that
+        precede ``latents``: the previous group's), else zeros (silence before the piece: mdct is linear)."""
+        k = self.context
+        crop = latents[..., max(0, start - k):start + self.window]
+        missing = k - min(k, start)
+        if missing:
+            prefix = before[..., before.shape[-1] - missing:] if before is not None and before.shape[-1] >= missing \
+                else torch.zeros_like(latents[..., :missing])
+            crop = torch.cat([prefix.to(crop), crop], dim=-1)
+        return decode(self.model, crop).float().cpu()[0][:, k * self.ratio:]
+
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, plan: WindowPlan) -> np.ndarray:
         """Audio (channels, plan.samples) float32: each window's crop decoded (one at a time: a codec decoder
-        at 44.1 kHz is memory-hungry), joined by ``OverlapAdd``."""
+        at 44.1 kHz is memory-hungry; with ``decode_window``'s context), joined by ``OverlapAdd``."""
         out = None
         mixer = None
         for start in plan.starts:
-            clip = decode(self.model, latents[..., start:start + plan.window]).float().cpu()[0]  # (channels, W·R)
+            clip = self.decode_window(latents, start)  # (channels, W·R)
             if out is None:
                 out = torch.zeros(clip.shape[0], plan.frames * plan.ratio)
                 mixer = OverlapAdd(out, self.options.crossfade)
@@ -337,17 +354,19 @@ class MidiToAudio:
         as (channels, n) float32 tensors, ``plan.samples`` in all. Memory: one group, one window of audio."""
         plan = self.plan(score)
         callback = None if progress is None else (lambda i, x: progress(i))
-        mixer, previous = None, None
+        mixer, previous, before = None, None, None
         for index, group in enumerate(plan.groups(self.options.group_windows)):
             noise = self.group_noise(group, index, previous)
             latents = self.generate_latents(self.window_metadata(score, group, style), group, callback, noise)
+            if previous is not None:  # the previous group's frames before this group: decode context of its 1st window
+                before = previous_latents[..., :group.offset - previous[0].offset]
             for start in group.starts:
-                clip = decode(self.model, latents[..., start:start + plan.window]).float().cpu()[0]  # (channels, W·R)
+                clip = self.decode_window(latents, start, before)  # (channels, W·R)
                 if mixer is None:
                     mixer = StreamingOverlapAdd(clip.shape[0], plan.samples, plan.window * plan.ratio, sink,
                                                 self.options.crossfade)
                 mixer.add((group.offset + start) * plan.ratio, clip)
-            previous = (group, noise)
+            previous, previous_latents = (group, noise), latents
         mixer.finish()
         return plan
 

@@ -79,6 +79,9 @@ class MDCTPretransform(Pretransform):
         self.channels = channels
         self.hop = hop
         self.downsampling_ratio = hop
+        # a crop of latent frames decodes exactly only with the frame before it (block l also receives the second
+        # half of frame l - 1); windowed decoders (sample.py --midi) pass that many frames of context
+        self.decode_context_frames = 1
         self.encoded_channels = channels * hop
         self.scale = scale
         std = torch.ones(channels * hop) if band_std is None else torch.tensor(band_std, dtype=torch.float64)

@@ -127,7 +127,8 @@ def markdown(args, table, paired, sweep, times, commands, loss_tail, env) -> str
              f"- training: `tiny.json` vs `tiny_no_rolloff.json` (identical but for the f_l / f_h conditioners), "
              f"{args.steps} steps, batch {args.batch_size}, seed {args.seed}, demo corpus train split "
              f"(0.743 s windows, on-the-fly LR simulation of spec §1)",
-             f"- evaluation: `saga_hsmad.evaluation.sr_eval`, test split, first {args.clip_seconds:g} s of each file, "
+             f"- evaluation: `saga_hsmad.evaluation.sr_eval`, test split, {args.windows_per_clip} window(s) of "
+             f"{args.clip_seconds:g} s per file (spread from its start to its end), "
              f"cutoffs {', '.join(f'{c:g}' for c in args.cutoffs)} Hz by the paper's test protocol, Euler "
              f"{args.eval_steps} steps (paper: 100), s_a 1.4, s_t 1.2, target roll-off from the model config, "
              f"captions from the corpus sidecars, LFR on, seed {args.seed}",

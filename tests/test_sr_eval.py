@@ -114,15 +114,21 @@ def test_openl3_absent_is_reported_not_fatal(monkeypatch):
     assert embedder is None and "not installed" in note
 
 
-def test_eval_takes_the_references_from_a_dataset_config(tiny_ckpt, tmp_path):
-    from saga_hsmad.evaluation.sr_eval import main
-
+def one_file_test_split(tmp_path, seconds: float):
+    """(test folder, dataset config path) of a super_resolution test split holding one captioned file."""
     data = tmp_path / "data" / "test"
     data.mkdir(parents=True)
-    sf.write(data / "only.wav", wideband(0.4, SR, 2, 3).T, SR, subtype="FLOAT")
+    sf.write(data / "only.wav", wideband(seconds, SR, 2, 3).T, SR, subtype="FLOAT")
     (data / "only.txt").write_text("tones")
     config = tmp_path / "test.json"
     config.write_text(json.dumps({"dataset_type": "super_resolution", "root": str(tmp_path / "data"), "split": "test"}))
+    return data, config
+
+
+def test_eval_takes_the_references_from_a_dataset_config(tiny_ckpt, tmp_path):
+    from saga_hsmad.evaluation.sr_eval import main
+
+    data, config = one_file_test_split(tmp_path, seconds=0.4)
     out = tmp_path / "eval"
     assert main(["--ckpt", str(tiny_ckpt), "--dataset-config", str(config), "--output", str(out), "--cutoffs", "8000",
                  "--steps", "1", "--device", "cpu", "--caption", "tones", "--plots", "0", "--sweep-clips", "0"]) == 0
@@ -137,12 +143,7 @@ def test_eval_adds_the_noise_fill_row_and_several_windows_per_file(tiny_ckpt, tm
     from saga_hsmad.evaluation.lsd import lsd_hf
     from saga_hsmad.evaluation.sr_eval import load_clip, main
 
-    data = tmp_path / "data" / "test"
-    data.mkdir(parents=True)
-    sf.write(data / "only.wav", wideband(1.5, SR, 2, 3).T, SR, subtype="FLOAT")
-    (data / "only.txt").write_text("tones")
-    config = tmp_path / "test.json"
-    config.write_text(json.dumps({"dataset_type": "super_resolution", "root": str(tmp_path / "data"), "split": "test"}))
+    data, config = one_file_test_split(tmp_path, seconds=1.5)
     out = tmp_path / "eval"
     assert main(["--ckpt", str(tiny_ckpt), "--dataset-config", str(config), "--output", str(out), "--cutoffs", "4000",
                  "--steps", "1", "--device", "cpu", "--caption", "tones", "--plots", "0", "--sweep-clips", "0",

@@ -38,39 +38,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO))
 
-from bench_sr_memory import peak_rss_kb  # noqa: E402
+from bench_sr_memory import run_sample_measured  # noqa: E402
 
 CONFIG = REPO / "model_configs" / "hsmad" / "tiny.json"
 BPM = 100
 
 
 def child(json_out: str, argv: list[str]) -> int:
-    """Run sample.py's main in this process, then record peak memory, wall time, windows and groups.
-
-    The peak is split at the start of the midi mode's ``run`` (after the checkpoint is loaded): ``load_*`` is the
-    high-water mark up to there; then VmHWM is reset (``/proc/self/clear_refs`` = 5) so ``processing_vmhwm_kb``
-    is the peak while the piece is rendered, the part that could grow with its length.
-    """
-    import importlib.util
-
+    """Run sample.py's main in this process and write its peak memory and wall time
+    (``bench_sr_memory.run_sample_measured``; the processing peak is the part that could grow with the piece's
+    length), plus the windows, groups and time per group step of the render."""
     from saga_hsmad.inference import midi_to_audio
 
     marks: dict = {}
-    original_run = midi_to_audio.MidiToAudioMode.run
     original_render_file = midi_to_audio.MidiToAudio.render_file
-
-    def run(self, *args, **kwargs):
-        marks["load"] = peak_rss_kb()
-        try:
-            Path("/proc/self/clear_refs").write_text("5")
-            marks["hwm_reset"] = True
-        except OSError:
-            marks["hwm_reset"] = False
-        started = time.perf_counter()
-        try:
-            return original_run(self, *args, **kwargs)
-        finally:
-            marks["processing_wall_s"] = time.perf_counter() - started
 
     def render_file(self, *args, **kwargs):
         started, cpu = time.perf_counter(), time.process_time()
@@ -81,30 +62,18 @@ def child(json_out: str, argv: list[str]) -> int:
                      seconds=plan.seconds)
         return plan, clipped
 
-    midi_to_audio.MidiToAudioMode.run = run
     midi_to_audio.MidiToAudio.render_file = render_file
-    start = time.perf_counter()
-    spec = importlib.util.spec_from_file_location("sample_script", REPO / "sample.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    rc = module.main(argv)
-    end = peak_rss_kb()
-    load = marks.get("load", {"vmhwm_kb": None})
-    result = {"rc": rc, "wall_s": time.perf_counter() - start, "processing_wall_s": marks.get("processing_wall_s"),
-              "render_wall_s": marks.get("render_wall_s"), "render_cpu_s": marks.get("render_cpu_s"),
-              "windows": marks.get("windows"),
-              "groups": marks.get("groups"), "steps": marks.get("steps"), "output_seconds": marks.get("seconds"),
-              "load_vmhwm_kb": load["vmhwm_kb"], "hwm_reset": marks.get("hwm_reset", False),
-              "vmhwm_kb": max(v for v in (load["vmhwm_kb"], end["vmhwm_kb"]) if v is not None),
-              "processing_vmhwm_kb": end["vmhwm_kb"] if marks.get("hwm_reset") else None,
-              "ru_maxrss_kb": end["ru_maxrss_kb"]}
+    result = run_sample_measured(midi_to_audio.MidiToAudioMode, argv, marks)
+    result.update(render_wall_s=marks.get("render_wall_s"), render_cpu_s=marks.get("render_cpu_s"),
+                  windows=marks.get("windows"), groups=marks.get("groups"), steps=marks.get("steps"),
+                  output_seconds=marks.get("seconds"))
     if result["render_wall_s"] and result["groups"]:
         # one sampler step of one group (decoding included): what a user waits per step of the progress bar;
         # CPU seconds do not count waiting for a core, the steadier number on a shared machine
         result["seconds_per_group_step"] = result["render_wall_s"] / (result["groups"] * result["steps"])
         result["cpu_seconds_per_group_step"] = result["render_cpu_s"] / (result["groups"] * result["steps"])
     Path(json_out).write_text(json.dumps(result))
-    return rc
+    return result["rc"]
 
 
 def write_piece(path: Path, minutes: float, seed: int = 0) -> int:

@@ -43,19 +43,14 @@ def peak_rss_kb() -> dict:
     return {"vmhwm_kb": hwm, "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
 
 
-def child(json_out: str, argv: list[str]) -> int:
-    """Run sample.py's main in this process, then record peak memory and wall time.
-
-    The peak is split at the start of the super-resolution mode's ``run`` (after the checkpoint is loaded):
-    ``load_*`` is the high-water mark up to there; then VmHWM is reset (``/proc/self/clear_refs`` = 5) so
-    ``processing_vmhwm_kb`` is the peak while files are processed, the part that could grow with length.
-    """
+def run_sample_measured(mode_cls: type, argv: list[str], marks: dict) -> dict:
+    """Run sample.py's main in this process with ``mode_cls.run`` wrapped to split the memory peak, and return
+    rc, wall times and peaks: ``load_vmhwm_kb`` up to the start of ``run`` (after the checkpoint is loaded),
+    then VmHWM is reset (``/proc/self/clear_refs`` = 5) so ``processing_vmhwm_kb`` is the peak while the mode
+    runs. ``marks`` is shared with any other wrapper the caller installs."""
     import importlib.util
 
-    from saga_hsmad.inference import super_resolution
-
-    marks: dict = {}
-    original_run = super_resolution.SuperResolutionMode.run
+    original_run = mode_cls.run
 
     def run(self, *args, **kwargs):
         marks["load"] = peak_rss_kb()
@@ -70,7 +65,7 @@ def child(json_out: str, argv: list[str]) -> int:
         finally:
             marks["processing_wall_s"] = time.perf_counter() - started
 
-    super_resolution.SuperResolutionMode.run = run
+    mode_cls.run = run
     start = time.perf_counter()
     spec = importlib.util.spec_from_file_location("sample_script", REPO / "sample.py")
     module = importlib.util.module_from_spec(spec)
@@ -78,14 +73,22 @@ def child(json_out: str, argv: list[str]) -> int:
     rc = module.main(argv)
     end = peak_rss_kb()
     load = marks.get("load", {"vmhwm_kb": None})
-    result = {"rc": rc, "wall_s": time.perf_counter() - start, "processing_wall_s": marks.get("processing_wall_s"),
-              "load_vmhwm_kb": load["vmhwm_kb"], "hwm_reset": marks.get("hwm_reset", False),
-              # the whole run's peak (what a user sees) and the peak while processing
-              "vmhwm_kb": max(v for v in (load["vmhwm_kb"], end["vmhwm_kb"]) if v is not None),
-              "processing_vmhwm_kb": end["vmhwm_kb"] if marks.get("hwm_reset") else None,
-              "ru_maxrss_kb": end["ru_maxrss_kb"]}
+    return {"rc": rc, "wall_s": time.perf_counter() - start, "processing_wall_s": marks.get("processing_wall_s"),
+            "load_vmhwm_kb": load["vmhwm_kb"], "hwm_reset": marks.get("hwm_reset", False),
+            # the whole run's peak (what a user sees) and the peak while processing
+            "vmhwm_kb": max(v for v in (load["vmhwm_kb"], end["vmhwm_kb"]) if v is not None),
+            "processing_vmhwm_kb": end["vmhwm_kb"] if marks.get("hwm_reset") else None,
+            "ru_maxrss_kb": end["ru_maxrss_kb"]}
+
+
+def child(json_out: str, argv: list[str]) -> int:
+    """Run sample.py's main in this process and write its peak memory and wall time
+    (``run_sample_measured``; the processing peak is the part that could grow with the input's length)."""
+    from saga_hsmad.inference import super_resolution
+
+    result = run_sample_measured(super_resolution.SuperResolutionMode, argv, {})
     Path(json_out).write_text(json.dumps(result))
-    return rc
+    return result["rc"]
 
 
 def write_input(path: Path, minutes: float, seed: int = 0) -> None:

@@ -92,8 +92,9 @@ def parse_args(argv: tp.Sequence[str] | None = None) -> argparse.Namespace:
 
 
 # -- references --------------------------------------------------------------------------------------------
-def training_files(dataset_config_path: str, model_config: dict) -> list[Path]:
-    """The audio files of a dataset config (the training data of the noise_fill baseline)."""
+def dataset_files(dataset_config_path: str, model_config: dict, hint: str = "") -> tuple[list[Path], Path | None]:
+    """(the audio files of a dataset config, its first root or None): the references of ``--dataset-config``
+    and the training data of the noise_fill baseline."""
     from ..config_check import load_config
     from ..data.loader import create_dataset_from_config
 
@@ -103,8 +104,10 @@ def training_files(dataset_config_path: str, model_config: dict) -> list[Path]:
                                          audio_channels=model_config.get("audio_channels", 2))
     files = list(getattr(dataset, "files", []))
     if not files:
-        raise ValueError(f"{dataset_config_path}: dataset type {config.get('dataset_type')!r} exposes no 'files'")
-    return files
+        raise ValueError(f"{dataset_config_path}: dataset type {config.get('dataset_type')!r} exposes no "
+                         f"'files' list{hint}")
+    roots = getattr(dataset, "roots", None)
+    return files, (Path(roots[0]) if roots else None)
 
 
 def reference_files(args: argparse.Namespace, model_config: dict) -> tuple[list[Path], Path | None]:
@@ -118,19 +121,7 @@ def reference_files(args: argparse.Namespace, model_config: dict) -> tuple[list[
         files = list_audio_files(root)
         root = root if root.is_dir() else root.parent
     else:
-        from ..config_check import load_config
-        from ..data.loader import create_dataset_from_config
-
-        config = load_config(args.dataset_config, "dataset")
-        dataset = create_dataset_from_config(config, args.dataset_config, sample_size=model_config["sample_size"],
-                                             sample_rate=model_config["sample_rate"],
-                                             audio_channels=model_config.get("audio_channels", 2), seed=args.seed)
-        files = list(getattr(dataset, "files", []))
-        if not files:
-            raise ValueError(f"{args.dataset_config}: dataset type {config.get('dataset_type')!r} exposes no "
-                             "'files' list to evaluate; use --reference DIR")
-        roots = getattr(dataset, "roots", None)
-        root = Path(roots[0]) if roots else None
+        files, root = dataset_files(args.dataset_config, model_config, " to evaluate; use --reference DIR")
     files = sorted(files)
     if not files:
         raise FileNotFoundError(f"no reference audio found ({args.reference or args.dataset_config})")
@@ -302,7 +293,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     if args.train_dataset_config:
         from .baselines import average_power_spectrum
 
-        average_power = average_power_spectrum(training_files(args.train_dataset_config, model_config))
+        average_power = average_power_spectrum(dataset_files(args.train_dataset_config, model_config)[0])
     embedder, fd_note = load_openl3(args.openl3_dir, args.openl3_content_type)
     print(f"{args.ckpt}: {'EMA' if info['ema'] else 'online'} weights, device {device}; {len(files)} reference "
           f"file(s), cutoffs {args.cutoffs}; {fd_note if embedder is None else 'FD with ' + fd_note}")

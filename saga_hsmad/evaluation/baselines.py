@@ -15,7 +15,7 @@ import typing as tp
 import numpy as np
 import torch
 
-from .lsd import HOP_LENGTH, N_FFT
+from .lsd import HOP_LENGTH, N_FFT, stft
 
 # The reference band "just below the cutoff", as fractions of the cutoff (inside the test filter's pass band).
 # Of the bands tried on the demo test split (0.3-0.95, 0.5-0.95, 0.7-0.95, 0.85-0.97, 0.9-1.0), the closest to the
@@ -23,14 +23,9 @@ from .lsd import HOP_LENGTH, N_FFT
 REFERENCE_BAND = (0.9, 1.0)
 
 
-def _stft(audio: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
-    window = torch.hann_window(n_fft, periodic=True, dtype=audio.dtype)
-    return torch.stft(audio, n_fft, hop_length, window=window, center=True, pad_mode="constant", return_complex=True)
-
-
 def power_spectrum(audio: np.ndarray, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH) -> tuple[np.ndarray, int]:
     """((F,) float64 sum over channels and frames of |STFT|^2, number of channel-frames) of (C, T) audio."""
-    spec = _stft(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float64)), n_fft, hop_length)
+    spec = stft(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float64)), n_fft, hop_length)
     power = spec.real.square() + spec.imag.square()  # (C, F, N)
     return power.sum(dim=(0, 2)).numpy(), power.shape[0] * power.shape[2]
 
@@ -73,6 +68,6 @@ def noise_fill(lr: np.ndarray, cutoff_hz: float, average_power: np.ndarray, samp
     white = torch.from_numpy(rng.standard_normal(lr.shape))  # (C, T) unit variance
     window = torch.hann_window(n_fft, periodic=True, dtype=torch.float64)
     white_power = float(window.square().sum())  # E|STFT|^2 of unit white noise
-    spec = _stft(white, n_fft, hop_length) * torch.from_numpy(np.sqrt(target / white_power))[None, :, None]
+    spec = stft(white, n_fft, hop_length) * torch.from_numpy(np.sqrt(target / white_power))[None, :, None]
     noise = torch.istft(spec, n_fft, hop_length, window=window, center=True, length=length)
     return (np.asarray(lr, dtype=np.float64) + noise.numpy()).astype(np.float32)

@@ -35,13 +35,18 @@ def _prepare(ref: torch.Tensor | np.ndarray, est: torch.Tensor | np.ndarray) -> 
     return (ref_t.to(dtype).reshape(shape3), est_t.to(device=ref_t.device, dtype=dtype).reshape(shape3), unbatched)
 
 
+def stft(audio: torch.Tensor, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH) -> torch.Tensor:
+    """(B, T) -> (B, F, N) complex: the measure's STFT (periodic Hann, centred, zero padding)."""
+    window = torch.hann_window(n_fft, periodic=True, dtype=audio.dtype, device=audio.device)
+    return torch.stft(audio, n_fft, hop_length, window=window, center=True, pad_mode="constant",
+                      return_complex=True)
+
+
 def log_power(audio: torch.Tensor, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,
               floor: float = POWER_FLOOR) -> torch.Tensor:
     """(..., T) -> (..., F, N): log10(max(|STFT|^2, floor))."""
     lead = audio.shape[:-1]
-    window = torch.hann_window(n_fft, periodic=True, dtype=audio.dtype, device=audio.device)
-    spec = torch.stft(audio.reshape(-1, audio.shape[-1]), n_fft, hop_length, window=window, center=True,
-                      pad_mode="constant", return_complex=True)
+    spec = stft(audio.reshape(-1, audio.shape[-1]), n_fft, hop_length)
     power = spec.real.square() + spec.imag.square()
     return torch.log10(power.clamp_min(floor)).reshape(*lead, *power.shape[-2:])
 

@@ -57,7 +57,7 @@ import torch
 
 from ..audio_io import (AUDIO_EXTENSIONS, AudioError, OutputLimiter, audio_info, check_wav_length, list_audio_files,
                         read_audio, resample)
-from ..dsp.lfr import high_band_fraction_db, is_full_band, low_frequency_replacement
+from ..dsp.lfr import LFRChannels, high_band_fraction_db, is_full_band, low_frequency_replacement
 from ..dsp.rolloff import rolloff_to_hz, spectral_rolloff
 from . import flags
 from .generate import NonFiniteOutput, conditioning_inputs, decode, generate_latents, require_finite
@@ -184,6 +184,7 @@ class SROptions:
     cfg_text: float = 1.2
     target_rolloff: float = FALLBACK_TARGET_ROLLOFF
     lfr: bool = True
+    lfr_channels: LFRChannels = "each"  # per channel as the official code; "mix": one cutoff per window
     window: int | None = None  # samples at the model rate; None = the model's sample_size
     overlap_seconds: float | None = None  # None: DEFAULT_OVERLAP_SECONDS, at most a quarter of the window
     crossfade: Curve = "equal_power"
@@ -315,7 +316,7 @@ class SuperResolver:
         if c != self.model_channels:
             audio = audio.mean(dim=1, keepdim=True)
         if self.options.lfr:
-            audio = low_frequency_replacement(audio, lr)
+            audio = low_frequency_replacement(audio, lr, channels=self.options.lfr_channels)
         return audio, [md["rolloff_in"] for md in metadata]
 
     # -- whole signals ---------------------------------------------------------------------------------
@@ -534,6 +535,9 @@ def add_guidance_arguments(group) -> None:
     add_argument_once(group, "--captioner-dir", default=None,
                       help="local Qwen2-Audio-7B directory: caption each LR window (slow)")
     add_argument_once(group, "--no-lfr", action="store_true", help="skip low-frequency replacement")
+    add_argument_once(group, "--lfr-channels", choices=["each", "mix"], default="each",
+                      help="low-frequency replacement per channel (each, the official code) or with one cutoff "
+                           "and energy ratio from the channel mix (mix)")
     add_argument_once(group, "--overlap", type=flags.overlap_seconds, default=None,
                       help="window overlap in seconds (default 0.5, at most a quarter of the window)")
     add_argument_once(group, "--crossfade", choices=["equal_power", "linear"], default="equal_power",
@@ -549,7 +553,8 @@ def options_from_args(args, model_config: dict) -> tuple[SROptions, str]:
     target, source = resolve_target_rolloff(model_config, getattr(args, "target_rolloff", None))
     options = SROptions(steps=args.steps or 100, reference_steps=args.reference_steps,
                         cfg_acoustic=args.cfg_acoustic, cfg_text=args.cfg_text, target_rolloff=target,
-                        lfr=not args.no_lfr, window=args.window, overlap_seconds=args.overlap,
+                        lfr=not args.no_lfr, lfr_channels=args.lfr_channels, window=args.window,
+                        overlap_seconds=args.overlap,
                         crossfade=args.crossfade, batch_windows=args.batch_windows, seed=args.seed,
                         process_full_band=getattr(args, "process_full_band", False))
     return options, source

@@ -260,3 +260,51 @@ def test_folder_lists_file_lists_and_compressed_formats(tmp_path):
     assert [p.name for p in ds.files] == ["a.wav", "c.ogg"] and ds[1][1]["prompt"] == "ogg file"
     with pytest.raises(ValueError, match="exactly one"):
         SuperResolutionDataset(sample_size=L)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_default_cutoff_draw_is_the_official_one(tmp_path):
+    """Without draw keys (the paper's folder.json): a 1 Hz grid, and a window whose 0.94 x roll-off bound lies
+    below 2 kHz is filtered at 2 kHz (official ``max(2000, min(randint(2000, 16000), 0.94 x roll-off))``)."""
+    from saga_hsmad.dsp.lowpass import draw_lowres_params
+
+    write(tmp_path / "white.wav", noise(4 * L, seed=11))
+    ds = make(tmp_path)
+    drawn = []
+    for epoch in range(10):
+        ds.epoch = epoch
+        drawn.append(ds[0][1]["lowpass"]["drawn_cutoff_hz"])
+    assert all(float(c).is_integer() and 2000 <= c <= 16000 for c in drawn)
+    assert any(c % 25 for c in drawn)  # off the old 25 Hz grid
+    # a narrow-band window (roll-off 0.05: 0.94 x 1.1 kHz bound) is filtered at 2 kHz
+    narrow = [draw_lowres_params(np.random.default_rng(e), SR, 0.05, **ds.lowres_options) for e in range(10)]
+    assert [p.cutoff_hz for p in narrow] == [2000.0] * 10
+    # the other choice: 25 Hz grid, and the narrow window's cutoff stays under its own roll-off bound
+    ds = make(tmp_path, cutoff_step_hz=25, below_range="clamp")
+    for epoch in range(4):
+        ds.epoch = epoch
+        assert ds[0][1]["lowpass"]["drawn_cutoff_hz"] % 25 == 0
+        p = draw_lowres_params(np.random.default_rng(epoch), SR, 0.05, **ds.lowres_options)
+        assert p.cutoff_hz <= 0.94 * 0.05 * SR / 2 < 2000
+
+
+def test_shipped_sr_dataset_configs_draw_cutoffs_as_documented(tmp_path, monkeypatch):
+    """folder.json (paper) gets the official draw from the defaults; the tiny demo configs keep the 25 Hz grid
+    and the clamp they were trained with."""
+    from saga_hsmad.data.loader import create_dataset_from_config
+
+    write(tmp_path / "a.wav", noise(2 * L, seed=13), caption=None)
+    (tmp_path / "captions.json").write_text(json.dumps({"a.wav": "a test sound"}))
+    for split in ("train", "valid"):
+        write(tmp_path / split / "b.wav", noise(2 * L, seed=14))
+    monkeypatch.setenv("SAGA_SR_AUDIO_DIR", str(tmp_path))
+    monkeypatch.setenv("SAGA_HSMAD_DEMO_CORPUS", str(tmp_path))
+    expected = {"folder.json": (1, "range"), "demo.json": (25, "clamp"), "demo_valid.json": (25, "clamp")}
+    for name, (step, below) in expected.items():
+        config = json.loads((REPO / "dataset_configs/saga_sr" / name).read_text())
+        ds = create_dataset_from_config(config, name, sample_size=L, sample_rate=SR, audio_channels=2, seed=0)
+        options = ds.lowres_options
+        assert (options["cutoff_step_hz"], options["below_range"]) == (step, below), name
+        assert options["cutoff_range"] == (2000.0, 16000.0) and options["clamp"] == 0.94

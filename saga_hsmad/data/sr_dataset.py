@@ -72,7 +72,12 @@ class SuperResolutionDataset(torch.utils.data.Dataset):
         on_bad_file: "skip" unreadable files with a warning each, or stop with an "error" (``data.scan``).
         cutoff_range, filter_orders, filter_families, max_cutoff_ratio, cutoff_step_hz, below_range: the LR
             simulation (``dsp.lowpass.simulate_lowres``: ``cutoff_range``, ``orders``, ``families``,
-            ``clamp``, ``cutoff_step_hz``, ``below_range``); defaults are the paper's recipe.
+            ``clamp``, ``cutoff_step_hz``, ``below_range``). The defaults are the official code's draw
+            (``SRMetaDataset.read_data``): cutoff ``random.randint(2000, 16000)``, i.e. a 1 Hz grid, lowered to
+            at most 0.94 x the window's roll-off frequency and then raised back to 2 kHz when that bound lies
+            below it (``below_range: "range"``). ``cutoff_step_hz: 25`` with ``below_range: "clamp"`` is the
+            other choice (the tiny demo configs use it): a 25 Hz grid, and a cutoff that stays under
+            0.94 x the roll-off even for a narrow-band window, down to one grid step.
         sample_size, sample_rate, audio_channels, seed: given by the loader from the model config.
     """
 
@@ -82,7 +87,7 @@ class SuperResolutionDataset(torch.utils.data.Dataset):
                  audio_channels: int = 2, seed: int = 0,
                  cutoff_range: tp.Sequence[float] = (2000.0, 16000.0), filter_orders: tp.Sequence[int] = (2, 10),
                  filter_families: tp.Sequence[FilterFamily] = FAMILIES, max_cutoff_ratio: float | None = 0.94,
-                 cutoff_step_hz: int = 25, below_range: tp.Literal["clamp", "range"] = "clamp",
+                 cutoff_step_hz: int = 1, below_range: tp.Literal["clamp", "range"] = "range",
                  on_bad_file: OnBadFile = "skip"):
         if (root is None) == (file_list is None):
             raise ValueError("super_resolution: give exactly one of 'root' (folder or list of folders) and "

@@ -280,7 +280,10 @@ def load_model(path: str | os.PathLike, model_config: dict | None = None, use_em
     state, embedded, kind, exported_ema = read_checkpoint(path, with_ema_flag=True, trust=trust)
     config = model_config or embedded
     if config is None:
-        raise CheckpointError(f"{path}: carries no model config; pass --model-config")
+        raise CheckpointError(
+            f"{path}: carries no model config, so the model cannot be built (stable-audio-tools' unwrap_model.py "
+            "writes weights only); pass --model-config with the JSON model config it was trained with, or export "
+            "the training checkpoint with python -m saga_hsmad.cli.export, which keeps the config in the file")
     model = create_model_from_config(config)
     model_state, used_ema = model_state_dict(state, kind, use_ema)
     missing, unexpected = model.load_state_dict(model_state, strict=False)

@@ -187,3 +187,66 @@ def test_generation_with_parameter_free_pretransform():
     inputs = conditioning_inputs(model, cond, torch.device("cpu"))
     audio = decode(model, generate_latents(model, inputs, (1, 128, 32), linear_schedule(2)))
     assert audio.shape == (1, 2, 2048) and torch.isfinite(audio).all()
+
+
+def sr_wrapper_and_batch(**training):
+    """The tiny SAGA-SR model in our wrapper and a batch whose LR audio equals its HR audio, so the target
+    latent and the LR latent are encodings of the same signal."""
+    config = load_json(REPO / "model_configs/saga_sr/tiny.json")
+    model = saga_hsmad.create_model_from_config(config)
+    cls = type("HarnessedSR", (StepHarness, DiffusionCondTrainingWrapper), {})
+    wrapper = cls(model, optimizer_configs=config["training"]["optimizer_configs"], use_ema=False,
+                  timestep_sampler="logit_normal", **training)
+    samples = 4096
+    reals = torch.randn(2, 2, samples, generator=torch.Generator().manual_seed(0)) * 0.3
+    metadata = [{"prompt": "a clip", "lr_audio": reals[i].clone(), "rolloff_in": 0.5, "rolloff_target": 0.9,
+                 "padding_mask": [torch.ones(samples, dtype=torch.bool)]} for i in range(2)]
+    return wrapper, reals, metadata
+
+
+def encodings_in_a_step(wrapper, reals, metadata, outer_autocast):
+    """(target latents, LR latents) as a training step computes them, optionally inside a CPU bf16 autocast
+    (what Lightning's ``bf16-mixed`` wraps a step in)."""
+    seen = {}
+    conditioner = wrapper.diffusion.conditioner
+    encode_batch, condition = wrapper.encode_batch, conditioner.forward
+
+    def spy_encode(*args):
+        latents, md = encode_batch(*args)
+        seen["target"] = latents
+        return latents, md
+
+    def spy_condition(*args):
+        output = condition(*args)
+        seen["lr"] = output["lr_audio"][0]
+        return output
+
+    wrapper.encode_batch, conditioner.forward = spy_encode, spy_condition
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=outer_autocast):
+            wrapper.training_step((reals, metadata), 0)
+    finally:
+        del wrapper.encode_batch, conditioner.forward
+    return seen["target"], seen["lr"]
+
+
+def test_target_and_lr_latents_are_encoded_the_same_way_fp32_by_default():
+    """Default: both latents in float32, also inside a mixed-precision step (0.0.19 and our earlier default
+    left the LR latent to the outer autocast and would use fp16 for the target latent on CUDA)."""
+    wrapper, reals, metadata = sr_wrapper_and_batch()
+    assert wrapper.encode_autocast is False
+    pretransform = wrapper.diffusion.pretransform
+    with torch.no_grad():
+        reference = pretransform.encode(reals).float()
+        low_precision = pretransform.encode(reals.bfloat16()).float()
+    assert not torch.equal(reference, low_precision)  # the precision is visible in this pretransform
+    for outer in (False, True):
+        target, lr = encodings_in_a_step(wrapper, reals, metadata, outer)
+        assert target.dtype == lr.dtype == torch.float32
+        assert torch.equal(target, reference) and torch.equal(lr, reference), outer
+    # the option: both under autocast (bf16 on this CPU), still identical to each other
+    wrapper.encode_autocast, wrapper.encode_autocast_dtype = True, torch.bfloat16
+    target, lr = encodings_in_a_step(wrapper, reals, metadata, False)
+    assert target.dtype == lr.dtype == torch.float32
+    assert torch.equal(target, lr) and not torch.equal(target, reference)
+    assert (target - reference).abs().max() < 0.05 * reference.abs().max()

@@ -8,6 +8,13 @@ the backbone, logging) is upstream's, called through ``super()``. What this subc
   the *audio* length (``reals.shape[2]``) instead of the latent length, which saturates the shift at
   t = 1. Here the batch is encoded first, under both managers, and handed to ``super()`` as latents,
   so upstream's shift sees the latent length.
+* **Encoding precision** (``encode_autocast``): the target latent and every latent a ``pretransform``
+  conditioner encodes during a step (SAGA-SR's LR latent) are computed the same way: in float32 by
+  default, as the official SAGA-SR code does (it runs the VAE without autocast), even under Lightning's
+  ``16-mixed``/``bf16-mixed``; ``encode_autocast: true`` runs both under autocast in
+  ``encode_autocast_dtype``. Upstream intended fp16 autocast on CUDA for the target latent only (its
+  ``and`` dropped it) and never for the conditioner's, so the model would see its two latents at
+  different precisions.
 * **Padding masks** are accepted as bare tensors or one-element lists (0.0.19 indexes ``[0]``) and
   interpolated to the latent length.
 * **Schedulers** come from ``saga_hsmad.training.schedulers`` (0.0.19's ``InverseLR`` raises on torch ≥ 2.9).
@@ -62,8 +69,9 @@ class _FrozenReference:
 class DiffusionCondTrainingWrapper(sat_training.DiffusionCondTrainingWrapper):
     """Upstream's conditional diffusion trainer with our fixes (see the module docstring).
 
-    Extra arguments: ``encode_autocast`` — run the pretransform's encoder under autocast (default: on
-    CUDA, as upstream intends); ``encode_autocast_dtype`` — its dtype ("float16" or "bfloat16").
+    Extra arguments: ``encode_autocast`` — encode the target and the conditioners' audio (SAGA-SR's LR
+    latent) under autocast (default false: both in float32, the official code's precision);
+    ``encode_autocast_dtype`` — the autocast dtype ("float16" or "bfloat16").
     """
 
     def __init__(self, model, lr: float | None = None, mask_padding: bool = False,
@@ -71,7 +79,7 @@ class DiffusionCondTrainingWrapper(sat_training.DiffusionCondTrainingWrapper):
                  optimizer_configs: dict | None = None, pre_encoded: bool = False, cfg_dropout_prob: float = 0.1,
                  timestep_sampler: tp.Literal["uniform", "logit_normal", "trunc_logit_normal", "log_snr"] = "uniform",
                  timestep_sampler_options: dict | None = None, p_one_shot: float = 0.0,
-                 inpainting_config: dict | None = None, encode_autocast: bool | None = None,
+                 inpainting_config: dict | None = None, encode_autocast: bool = False,
                  encode_autocast_dtype: tp.Literal["float16", "bfloat16"] = "float16",
                  model_config: dict | None = None):
         super().__init__(model, lr=lr, mask_padding=mask_padding, mask_padding_dropout=mask_padding_dropout,
@@ -119,14 +127,50 @@ class DiffusionCondTrainingWrapper(sat_training.DiffusionCondTrainingWrapper):
         return [optimizer], [{"scheduler": scheduler, "interval": "step"}]
 
     # -- the 0.0.19 fixes -----------------------------------------------------------------------
+    def encode_precision(self, device: torch.device | str) -> torch.autocast:
+        """The autocast state of every encoding in a step: on in ``encode_autocast_dtype`` when
+        ``encode_autocast``, else explicitly off (an outer mixed-precision autocast does not reach it)."""
+        device = torch.device(device)
+        return torch.autocast(device_type=device.type, dtype=self.encode_autocast_dtype,
+                              enabled=bool(self.encode_autocast))
+
     def encode_context(self, device: torch.device) -> contextlib.ExitStack:
-        """Autocast (when enabled) AND the pretransform's grad mode: both managers are entered."""
-        enabled = self.encode_autocast if self.encode_autocast is not None else device.type == "cuda"
+        """Encoding precision AND the pretransform's grad mode: both managers are entered."""
         stack = contextlib.ExitStack()
-        stack.enter_context(torch.autocast(device_type=device.type, dtype=self.encode_autocast_dtype,
-                                           enabled=enabled))
+        stack.enter_context(self.encode_precision(device))
         stack.enter_context(torch.set_grad_enabled(self.diffusion.pretransform.enable_grad))
         return stack
+
+    @contextlib.contextmanager
+    def conditioner_encode_precision(self):
+        """While active, every SAT ``PretransformConditioner`` (SAGA-SR's LR latent) runs its forward under
+        ``encode_precision`` and returns float32 latents, as ``encode_batch`` does for the target."""
+        from stable_audio_tools.models.conditioners import PretransformConditioner
+
+        conditioner = self.diffusion.conditioner
+        modules = [] if conditioner is None else [
+            c for c in conditioner.conditioners.values() if isinstance(c, PretransformConditioner)]
+        stacks: list[contextlib.ExitStack] = []
+
+        def enter(module, args):
+            stack = contextlib.ExitStack()
+            stack.enter_context(self.encode_precision(args[1] if len(args) > 1 else self.device))
+            stacks.append(stack)
+
+        def leave(module, args, output):
+            stacks.pop().close()
+            latents, mask = output
+            return [latents.float(), mask]
+
+        handles = []
+        for module in modules:
+            handles.append(module.register_forward_pre_hook(enter))
+            handles.append(module.register_forward_hook(leave, always_call=True))
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
 
     def encode_batch(self, reals: torch.Tensor, metadata: tp.Sequence[dict]):
         """(reals, metadata) → (latents as upstream's pre-encoded path expects, metadata with latent-rate
@@ -157,12 +201,12 @@ class DiffusionCondTrainingWrapper(sat_training.DiffusionCondTrainingWrapper):
 
     def training_step(self, batch, batch_idx):
         latents, metadata = self.encode_batch(*batch)
-        with self.as_pre_encoded():
+        with self.as_pre_encoded(), self.conditioner_encode_precision():
             return super().training_step((latents, metadata), batch_idx)
 
     def validation_step(self, batch, batch_idx):
         latents, metadata = self.encode_batch(*batch)
-        with self.as_pre_encoded():
+        with self.as_pre_encoded(), self.conditioner_encode_precision():
             return super().validation_step((latents, metadata), batch_idx)
 
     # -- EMA and export -------------------------------------------------------------------------

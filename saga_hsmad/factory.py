@@ -202,10 +202,16 @@ def create_training_wrapper_from_config(model_config: Config, model):
     """The Lightning module that trains ``model``: a registered wrapper chosen by ``training.type``
     (default ``diffusion_cond``, stable-audio-tools' wrapper with our fixes), or upstream's builder
     for model types we do not wrap."""
-    training = model_config.get("training", {})
-    if model_config.get("model_type") in ("diffusion_cond", "diffusion_cond_inpaint") and "arc" not in training:
-        wtype = training.get("type", "diffusion_cond")
+    if trained_by_our_wrapper(model_config):
+        wtype = model_config.get("training", {}).get("type", "diffusion_cond")
         cls = TRAINING_WRAPPERS.get(wtype, "training.type")
         return cls.from_config(model_config, model)
     return _originals()["create_training_wrapper_from_config"](model_config, model)
+
+
+def trained_by_our_wrapper(model_config: Config) -> bool:
+    """Whether ``create_training_wrapper_from_config`` gives this model one of our registered wrappers
+    (conditional diffusion without upstream's ARC post-training) rather than upstream's."""
+    return (model_config.get("model_type") in ("diffusion_cond", "diffusion_cond_inpaint")
+            and "arc" not in model_config.get("training", {}))
 

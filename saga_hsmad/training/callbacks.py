@@ -126,19 +126,37 @@ class StopOnSignal(pl.Callback):
 
 
 class DemoCallback(pl.Callback):
-    """Every ``demo_every`` steps, generates audio for the first ``num_demos`` items of the batch with the
-    EMA backbone (when there is one) and writes ``demos/step_<n>_cfg_<s>_<i>.wav`` with soundfile.
+    """Every ``demo_every`` steps, generates audio with the EMA backbone (when there is one) and writes
+    ``demos/step_<n>_cfg_<s>_<i>.wav`` with soundfile.
+
+    The demos are conditioned on the first ``num_demos`` (default 2) items of the training batch, or, when
+    ``demo_cond`` is given, on its entries (stable-audio-tools' key: a list of metadata dicts such as
+    ``{"prompt": "solo piano", "seconds_total": 4}``; the first ``num_demos`` of them when that is set). An
+    entry is laid over the metadata of batch item i (cycling), so conditions it does not name, such as
+    SAGA-SR's low-resolution audio or HS-MAD's MIDI, come from the batch. ``demo_cond_from_batch: true``
+    ignores ``demo_cond`` (as upstream). ``out_dir`` None writes to ``<trainer.default_root_dir>/demos``
+    (stable-audio-tools' train.py, whose root is its ``--save-dir``).
 
     Replaces stable-audio-tools' demo callback, which writes with ``torchaudio.save`` (needs torchcodec
-    from torchaudio 2.9 on) into the working directory and re-raises any error, killing the run. A failing
-    demo here prints its traceback and training goes on.
+    from torchaudio 2.9 on) into the working directory, crashes on an empty ``demo_cond`` and re-raises any
+    error, killing the run. A failing demo here prints its traceback and training goes on.
     """
 
-    def __init__(self, out_dir: str | Path, demo_every: int = 2000, num_demos: int = 2, demo_steps: int = 50,
-                 demo_cfg_scales: tp.Sequence[float] = (1.0,), sample_rate: int = 44100):
-        self.out_dir = Path(out_dir)
+    def __init__(self, out_dir: str | Path | None = None, demo_every: int = 2000, num_demos: int | None = None,
+                 demo_steps: int = 50, demo_cfg_scales: tp.Sequence[float] = (1.0,), sample_rate: int = 44100,
+                 demo_cond: tp.Sequence[dict] | None = None, demo_cond_from_batch: bool = False):
+        if demo_cond is not None and not (isinstance(demo_cond, (list, tuple)) or demo_cond == {}):
+            raise TypeError(f"training.demo.demo_cond must be a list of metadata dicts, got "
+                            f"{type(demo_cond).__name__}")
+        bad = [i for i, cond in enumerate(demo_cond or []) if not isinstance(cond, dict)]
+        if bad:
+            raise TypeError(f"training.demo.demo_cond[{bad[0]}] must be a metadata dict such as "
+                            f'{{"prompt": "...", "seconds_total": 4}}, got {type(demo_cond[bad[0]]).__name__}')
+        self.out_dir = None if out_dir is None else Path(out_dir)
         self.demo_every, self.num_demos, self.demo_steps = demo_every, num_demos, demo_steps
         self.cfg_scales, self.sample_rate = list(demo_cfg_scales), sample_rate
+        # upstream's default is an empty dict, which it then fails to use: empty means "from the batch"
+        self.demo_cond = [] if demo_cond_from_batch else list(demo_cond or [])
         self.last_step = -1
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
@@ -146,10 +164,20 @@ class DemoCallback(pl.Callback):
         if step == self.last_step or step % self.demo_every != 0 or not trainer.is_global_zero:
             return
         self.last_step = step
+        if self.out_dir is None:
+            self.out_dir = Path(trainer.default_root_dir) / "demos"
         try:
             self.write_demos(module, batch, step)
         except Exception:
             print(f"demo at step {step} failed; training continues:\n{traceback.format_exc()}")
+
+    def demo_metadata(self, batch_metadata: tp.Sequence[dict]) -> list[dict]:
+        """The metadata the demos are conditioned on: ``demo_cond`` laid over the batch's, or the batch's."""
+        batch_metadata = list(batch_metadata)
+        if not self.demo_cond:
+            return batch_metadata[: self.num_demos or 2]
+        conds = self.demo_cond[: self.num_demos] if self.num_demos else self.demo_cond
+        return [{**batch_metadata[i % len(batch_metadata)], **cond} for i, cond in enumerate(conds)]
 
     @torch.no_grad()
     def write_demos(self, module, batch, step: int) -> list[Path]:
@@ -157,7 +185,7 @@ class DemoCallback(pl.Callback):
         from ..inference.generate import conditioning_inputs, decode, generate_latents, linear_schedule
 
         reals, metadata = batch
-        metadata = list(metadata)[: self.num_demos]
+        metadata = self.demo_metadata(metadata)
         model = module.diffusion
         online = model.model
         if module.diffusion_ema is not None:

@@ -156,3 +156,20 @@ def test_tiny_fits_the_demo_dataset_config_and_binary_needs_a_binary_dataset():
     assert [p.path for p in problems] == ["dataset.structure.mode"]
     assert validate_pair(load("tiny_binary_srm"), {**demo, "structure": {"mode": "binary"}}) == []
 
+
+
+def test_paper_configs_drop_drums_and_their_dataset_configs_agree():
+    """Drum hits are not written into the 128 pitched rows of the full-size configs (a snare would share
+    pitched D2's row; spec §2: drums kept separate or dropped); the tiny configs keep the demo's drums."""
+    datasets = {n: json.loads((REPO / "dataset_configs/hsmad" / f"{n}.json").read_text())
+                for n in ("slakh", "maestro", "folder", "demo")}
+    for path in sorted(CONFIGS.glob("*.json")):
+        config = load(path.stem)
+        (midi,) = [c for c in config["model"]["conditioning"]["configs"] if c["type"] == "hierarchical_midi"]
+        drums = midi["config"].get("drums", "keep")
+        assert drums == ("keep" if path.stem.startswith("tiny") else "drop"), path.name
+    paper = load("paper")
+    for name in ("slakh", "maestro", "folder"):
+        assert datasets[name]["structure"]["drums"] == "drop"
+        assert validate_pair(paper, datasets[name]) == [], name
+    assert any("drums" in p.message for p in validate_pair(paper, datasets["demo"]))

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import math
 import sys
+import typing as tp
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..audio_io import OutputLimiter, write_audio
@@ -50,6 +52,33 @@ def check_memory(num: int, channels: int, samples: int, sample_rate: int) -> Non
                          f"{_bytes(available)} of RAM available; ask for fewer or shorter samples")
 
 
+def generate_audio(model, model_config: dict, *, num: int = 1, seconds: float | None = None,
+                   prompt: str | None = None, cond: dict | None = None, steps: int = 50, seed: int = 0,
+                   cfg_scale: float = 1.0, progress: tp.Callable[[int, int], None] | None = None) -> np.ndarray:
+    """(num, channels, samples) float32 audio at ``model_config["sample_rate"]``: ``seconds`` long (default the
+    model's ``sample_size``), conditioned on ``cond`` (metadata values by conditioner id) and ``prompt``.
+
+    ``progress(steps done, steps)`` after each sampler step. Raises ValueError before sampling when the audio
+    would not fit in the available RAM, and ``NonFiniteOutput`` when the model produced NaN or Inf samples.
+    """
+    device = next(model.parameters()).device
+    sr = model_config["sample_rate"]
+    samples = int(seconds * sr) if seconds else model_config["sample_size"]
+    n = latent_length(model, samples)
+    check_memory(num, int(model_config.get("audio_channels", 2)), samples, sr)
+    metadata = dict(cond or {})
+    if prompt is not None:
+        metadata["prompt"] = prompt
+    metadata.setdefault("padding_mask", torch.ones(samples, dtype=torch.bool))
+    batch = [dict(metadata) for _ in range(num)]
+    inputs = conditioning_inputs(model, batch, device)
+    generator = torch.Generator().manual_seed(seed)
+    callback = None if progress is None else (lambda i, x: progress(i + 1, steps))
+    latents = generate_latents(model, inputs, (num, model.io_channels, n), linear_schedule(steps),
+                               cfg_scale=cfg_scale, generator=generator, callback=callback)
+    return require_finite(decode(model, latents).cpu(), f"the {num} sample(s)").numpy()
+
+
 class GenerateMode:
     name = "generate"
 
@@ -67,32 +96,19 @@ class GenerateMode:
                            help=f"classifier-free guidance scale, 0 to {flags.MAX_GUIDANCE:g} (default 1)")
 
     def run(self, args, model, model_config: dict, info: dict) -> int:
-        device = next(model.parameters()).device
         sr = model_config["sample_rate"]
-        samples = int(args.seconds * sr) if args.seconds else model_config["sample_size"]
-        n = latent_length(model, samples)
-        try:
-            metadata = parse_cond(args.cond)
-            check_memory(args.num, int(model_config.get("audio_channels", 2)), samples, sr)
-        except ValueError as e:
-            print(f"ERROR: {e}", file=sys.stderr)
-            return 2
-        if args.prompt is not None:
-            metadata["prompt"] = args.prompt
-        metadata.setdefault("padding_mask", torch.ones(samples, dtype=torch.bool))
-        batch = [dict(metadata) for _ in range(args.num)]
-        inputs = conditioning_inputs(model, batch, device)
-        channels = model.io_channels
-        generator = torch.Generator().manual_seed(args.seed)
-        latents = generate_latents(model, inputs, (args.num, channels, n), linear_schedule(args.steps or 50),
-                                   cfg_scale=args.cfg_scale, generator=generator)
         out = Path(args.output)
         targets = [out / f"sample_{i}.wav" for i in range(args.num)]
         try:
-            audio = require_finite(decode(model, latents).cpu(), f"the {args.num} sample(s)").numpy()
+            audio = generate_audio(model, model_config, num=args.num, seconds=args.seconds, prompt=args.prompt,
+                                   cond=parse_cond(args.cond), steps=args.steps or 50, seed=args.seed,
+                                   cfg_scale=args.cfg_scale)
         except NonFiniteOutput as e:
             print(f"ERROR {out}: {e}", file=sys.stderr)
             return 1
+        except ValueError as e:
+            print(f"ERROR: {e}", file=sys.stderr)
+            return 2
         out.mkdir(parents=True, exist_ok=True)
         remove_stale_partials(targets)
         for path, clip in zip(targets, audio):

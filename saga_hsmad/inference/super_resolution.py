@@ -75,6 +75,7 @@ DEFAULT_OVERLAP_SECONDS = 0.5  # capped at a quarter of the window (tiny models 
 FULL_BAND_EXCERPTS = 4  # excerpts of one window each checked by the full-band detector
 SILENCE_DBFS = -90.0  # an input window whose peak lies below this is silence and passes through unprocessed
 OUTPUT_SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
+WindowProgress = tp.Callable[[int, int], None]  # (windows done, windows in all), after each batch of windows
 
 
 # -- captions ---------------------------------------------------------------------------------------------
@@ -322,9 +323,11 @@ class SuperResolver:
     # -- whole signals ---------------------------------------------------------------------------------
     def process_stream(self, blocks: tp.Iterable[np.ndarray], sr_in: int, channels: int, frames: int,
                        sink: tp.Callable[[torch.Tensor], None], path: Path | None = None,
-                       target_rolloff: float | None = None, label: str = "") -> Report:
+                       target_rolloff: float | None = None, label: str = "",
+                       progress: WindowProgress | None = None) -> Report:
         """Super-resolve a block stream (c, n) at ``sr_in`` of ``frames`` samples; the output at the model
-        rate, ``resampled_length(frames)`` samples, goes to ``sink`` in order, (c, m) tensors."""
+        rate, ``resampled_length(frames)`` samples, goes to ``sink`` in order, (c, m) tensors. ``progress(done,
+        total)`` is called with the number of windows finished after each batch of windows."""
         from tqdm import tqdm
 
         start_time = time.time()
@@ -355,13 +358,16 @@ class SuperResolver:
             for j, i in enumerate(batch):
                 ola.add(starts[i], out[j])
             bar.update(len(batch))
+            if progress is not None:
+                progress(batch[-1] + 1, len(starts))
         bar.close()
         ola.finish()
         report.elapsed = time.time() - start_time
         return report
 
     def super_resolve_array(self, audio: np.ndarray, sr: int, path: Path | None = None,
-                            target_rolloff: float | None = None) -> tuple[np.ndarray, Report]:
+                            target_rolloff: float | None = None,
+                            progress: WindowProgress | None = None) -> tuple[np.ndarray, Report]:
         """In-memory API: (c, n) float32 at ``sr`` → ((c, m) float32 at the model rate, report). No
         full-band passthrough (the caller decides)."""
         audio = np.asarray(audio, dtype=np.float32)
@@ -377,13 +383,14 @@ class SuperResolver:
             position[0] += chunk.shape[-1]
 
         report = self.process_stream(array_blocks(audio), sr, audio.shape[0], audio.shape[-1], sink, path,
-                                     target_rolloff)
+                                     target_rolloff, progress=progress)
         return out, report
 
     def super_resolve_file(self, path: str | os.PathLike, out_path: str | os.PathLike,
-                           subtype: str = "PCM_24") -> Report:
+                           subtype: str = "PCM_24", progress: WindowProgress | None = None) -> Report:
         """Read ``path``, write the super-resolved (or, if full-band, resampled) audio to ``out_path``
-        atomically. Raises ``AudioError`` (or a caption/config error) naming the file; nothing is written then."""
+        atomically. Raises ``AudioError`` (or a caption/config error) naming the file; nothing is written then.
+        ``progress`` as in ``process_stream`` (not called for full-band input, which is passed through)."""
         import soundfile as sf
 
         from ..checkpoints import atomic_write
@@ -409,7 +416,7 @@ class SuperResolver:
                     report.append(self.pass_through(path, sr, channels, frames, sink, high_band))
                 else:
                     report.append(self.process_stream(file_blocks(path), sr, channels, frames, sink, path,
-                                                      label=path.name))
+                                                      label=path.name, progress=progress))
 
         atomic_write(out_path, write)
         report[0].clipping = limiter.report()

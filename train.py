@@ -7,10 +7,12 @@
 Glue only: the model, the training wrapper and the data come from the configs through saga_hsmad's
 factories; the loop is PyTorch Lightning's. A cluster run is a flag (--devices, --num-nodes, --strategy).
 
-Checkpoints go to SAVE_DIR/NAME/checkpoints (written atomically; read weights-only after a CRC check, see
-saga_hsmad.checkpoints); at the end SAVE_DIR/NAME/export.safetensors holds the model alone (EMA weights,
-config in its metadata). Ctrl-C or SIGTERM saves checkpoints/last.ckpt at the end of the current step, writes
-no export and exits 130 or 143; resume with --ckpt-path. Errors in input files print one line, exit 1.
+The model and dataset configs are written to SAVE_DIR/NAME/*.json and given to the logger as hyperparameters;
+validation losses (val/*) go to every logger. Checkpoints go to SAVE_DIR/NAME/checkpoints (written atomically;
+read weights-only after a CRC check, see saga_hsmad.checkpoints); at the end SAVE_DIR/NAME/export.safetensors
+holds the model alone (EMA weights, config in its metadata). Ctrl-C or SIGTERM saves checkpoints/last.ckpt at
+the end of the current step, writes no export and exits 130 or 143; resume with --ckpt-path. Errors in input
+files print one line, exit 1.
 """
 from __future__ import annotations
 
@@ -83,7 +85,8 @@ def train(args: argparse.Namespace) -> int:
     from saga_hsmad.checkpoints import verify_checkpoint
     from saga_hsmad.config_check import ConfigError, check_train_args, load_config, validate_pair
     from saga_hsmad.data.loader import create_dataloader_from_config
-    from saga_hsmad.training.callbacks import StopOnSignal, make_callbacks, make_logger
+    from saga_hsmad.training.callbacks import (StopOnSignal, log_run_hyperparameters, make_callbacks, make_logger,
+                                               save_run_configs)
     from saga_hsmad.training.checkpoint_io import SafeCheckpointIO, remove_stale_temporaries
     from saga_hsmad.training.pretrained import load_pretrained, load_pretransform
 
@@ -112,8 +115,9 @@ def train(args: argparse.Namespace) -> int:
                        downsampling_ratio=model.pretransform.downsampling_ratio if model.pretransform else 1)
     train_loader = create_dataloader_from_config(dataset_config, where=args.dataset_config, **loader_args)
     val_loader = None
+    configs = {"model_config": model_config, "dataset_config": dataset_config}
     if args.val_dataset_config:
-        val_config = load_config(args.val_dataset_config, "dataset")
+        val_config = configs["val_dataset_config"] = load_config(args.val_dataset_config, "dataset")
         val_loader = create_dataloader_from_config(val_config, where=args.val_dataset_config, shuffle=False,
                                                    **loader_args)
 
@@ -133,6 +137,11 @@ def train(args: argparse.Namespace) -> int:
         limit_val_batches=1.0 if val_loader is not None else 0, num_sanity_val_steps=0,
         log_every_n_steps=1, reload_dataloaders_every_n_epochs=0,
         use_distributed_sampler=False)  # the loaders' ResumableSampler splits the data between processes
+    if trainer.is_global_zero:
+        for name, path in save_run_configs(run_dir, configs).items():
+            if path.name != f"{name}.json":
+                print(f"{run_dir / (name + '.json')} holds another {name}; this run's is {path}")
+    log_run_hyperparameters(trainer.logger, vars(args), configs)
     with stop.handling_signals():
         try:
             trainer.fit(wrapper, train_loader, val_loader, ckpt_path=args.ckpt_path)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
+import json
 import signal
 import traceback
 import typing as tp
@@ -229,8 +231,11 @@ def make_callbacks(model_config: dict, run_dir: Path, checkpoint_every: int, dat
 
 
 def make_logger(kind: str, run_dir: Path, name: str):
+    """Lightning's logger ``kind`` writing into ``run_dir`` (csv and tensorboard under ``run_dir/logs``, wandb's
+    run under ``run_dir/wandb``), or False for "none"."""
     if kind == "none":
         return False
+    run_dir.mkdir(parents=True, exist_ok=True)  # wandb puts its run in the system temp folder if it is missing
     if kind == "csv":
         return pl.loggers.CSVLogger(save_dir=str(run_dir), name="logs")
     if kind == "tensorboard":
@@ -238,3 +243,32 @@ def make_logger(kind: str, run_dir: Path, name: str):
     if kind == "wandb":
         return pl.loggers.WandbLogger(project=name, save_dir=str(run_dir))
     raise ValueError(f"unknown logger {kind!r}")
+
+
+def save_run_configs(run_dir: Path, configs: dict[str, dict]) -> dict[str, Path]:
+    """Writes each config (name → JSON object) to ``run_dir/<name>.json`` and returns where each is.
+
+    A file of that name that holds another config (a run resumed with changed configs) is kept: the new one
+    goes to ``<name>.2.json`` (``.3``, ...), and an identical file is left as it is."""
+    from ..checkpoints import atomic_write
+
+    where = {}
+    for name, config in configs.items():
+        text = json.dumps(config, indent=2) + "\n"
+        for n in itertools.count(1):
+            path = run_dir / (f"{name}.json" if n == 1 else f"{name}.{n}.json")
+            if not path.exists():
+                atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+                break
+            with contextlib.suppress(ValueError):
+                if json.loads(path.read_text()) == config:
+                    break
+        where[name] = path
+    return where
+
+
+def log_run_hyperparameters(logger, args: dict, configs: dict[str, dict]) -> None:
+    """The command-line arguments (under ``args``) and the configs (under their names) as the logger's
+    hyperparameters: ``hparams.yaml`` of csv and tensorboard, the run config of wandb."""
+    if logger:
+        logger.log_hyperparams({"args": args, **configs})

@@ -18,6 +18,7 @@ the backbone, logging) is upstream's, called through ``super()``. What this subc
 * **Padding masks** are accepted as bare tensors or one-element lists (0.0.19 indexes ``[0]``) and
   interpolated to the latent length.
 * **Schedulers** come from ``saga_hsmad.training.schedulers`` (0.0.19's ``InverseLR`` raises on torch ≥ 2.9).
+* **Validation losses** are logged through Lightning to every logger (upstream: wandb and comet only).
 * **EMA** also covers the conditioners' trainable weights (roll-off embedders, projections), which
   upstream's EMA of the backbone alone leaves out; ``export_model`` writes both EMA sets and the config.
 """
@@ -208,6 +209,21 @@ class DiffusionCondTrainingWrapper(sat_training.DiffusionCondTrainingWrapper):
         latents, metadata = self.encode_batch(*batch)
         with self.as_pre_encoded(), self.conditioner_encode_precision():
             return super().validation_step((latents, metadata), batch_idx)
+
+    def on_validation_epoch_end(self):
+        """Logs ``val/loss_<t>`` (mean over the validation batches at timestep t) and ``val/avg_loss`` through
+        Lightning, so every logger (csv, tensorboard, wandb, ...) gets them, averaged over processes.
+
+        Replaces upstream's method (not extended: its ``log_metric`` writes to wandb and comet only, so csv and
+        tensorboard never saw validation); the values and keys are upstream's."""
+        outputs = self.validation_step_outputs
+        losses = {key: sum(values) / len(values) for key, values in outputs.items() if values}
+        if losses:
+            every = [v for values in outputs.values() for v in values]
+            losses["val/avg_loss"] = sum(every) / len(every)
+            self.log_dict(losses, sync_dist=True)
+        for key in outputs:
+            outputs[key] = []
 
     # -- EMA and export -------------------------------------------------------------------------
     def on_before_zero_grad(self, *args, **kwargs):

@@ -153,11 +153,13 @@ def test_sat_loader_factory_routes_registered_and_upstream_types(noise_folder):
     import stable_audio_tools.data.dataset as sat_data
 
     from saga_hsmad.data.loader import RepeatedDataset
+    from saga_hsmad.patching import originals
     from saga_hsmad.sat_scripts import EpochAdvancingSampler
 
     args = dict(batch_size=2, sample_size=4096, sample_rate=44100, audio_channels=2, num_workers=0)
-    ours = sat_data.create_dataloader_from_config({"dataset_type": "audio_folder", "roots": str(noise_folder)},
-                                                  **args)
+    config = {"dataset_type": "audio_folder", "roots": str(noise_folder)}
+    assert originals()["create_dataloader_from_config"](config, **args) is None  # upstream's: no loader, no error
+    ours = sat_data.create_dataloader_from_config(config, **args)
     assert isinstance(ours.dataset, RepeatedDataset) and isinstance(ours.sampler, EpochAdvancingSampler)
     epochs = [list(ours.sampler) for _ in range(3)]
     assert sorted(epochs[0]) == list(range(4)) and sorted(epochs[1]) == list(range(4, 8))  # epoch 1: e * n + j
@@ -175,9 +177,12 @@ def test_sat_demo_factory_gives_our_callback_or_none(tmp_path):
     import pytorch_lightning as pl
     import stable_audio_tools.training as sat_training
 
+    from saga_hsmad.patching import originals
     from saga_hsmad.training.callbacks import DemoCallback
 
     config = load_json(REPO / "model_configs/hsmad/tiny.json")
+    with pytest.raises(KeyError, match="num_demos"):  # upstream's needs training.demo, which HS-MAD's lacks
+        originals()["create_demo_callback_from_config"](config, demo_dl=None)
     none = sat_training.create_demo_callback_from_config(config, demo_dl=None)
     assert type(none) is pl.Callback
     config["training"]["demo"] = {"demo_every": 5, "demo_cond": {}}  # upstream's default, which it crashes on

@@ -5,6 +5,9 @@ stable-audio-tools' own loader factory knows a fixed list of dataset types and h
 passes loader options through. A dataset config may also set ``"repeat": k`` (see ``RepeatedDataset``).
 The order and the random windows are a function of (seed, position in the run) (``ResumableSampler``), so a
 run resumed at step k sees the batches an uninterrupted run sees from step k + 1 on.
+A training dataset that offers ``draw_probabilities()`` (the ``super_resolution`` type's duration-weighted,
+domain-balanced sampling) is read through ``WeightedDraws``: each position of a pass draws a file by those
+probabilities, as a function of (seed, pass, position), so resuming keeps reproducing the data.
 Items are ``(audio (c, n), metadata)``; the batch is ``(audio (b, c, n), [metadata, ...])`` with each
 padding mask wrapped in a one-element list, the form stable-audio-tools 0.0.19's training step indexes.
 """
@@ -77,6 +80,47 @@ class RepeatedDataset(torch.utils.data.Dataset):
         if hasattr(self.dataset, "epoch"):
             self.dataset.epoch = self.epoch * self.repeat + index // n
         return self.dataset[index % n]
+
+
+class WeightedDraws(torch.utils.data.Dataset):
+    """``draws`` positions per pass; position ``j`` of pass ``e`` reads item ``i`` of ``dataset`` drawn with
+    ``probabilities`` from ``default_rng([seed, e, j, 1])``, i.i.d. with replacement.
+
+    The wrapped dataset's ``epoch`` is set to ``e * draws + j`` before reading, so every draw has its own
+    window and filter (``item_rng(seed, epoch, i)``) even when one file is drawn many times in a pass.
+    ``RepeatedDataset`` sets this wrapper's ``epoch`` like any dataset's.
+    """
+
+    def __init__(self, dataset: torch.utils.data.Dataset, probabilities: np.ndarray, draws: int, seed: int = 0):
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+        if probabilities.shape != (len(dataset),) or (probabilities < 0).any() or probabilities.sum() <= 0:
+            raise ValueError(f"WeightedDraws: need {len(dataset)} non-negative probabilities with a positive sum")
+        if draws < 1:
+            raise ValueError(f"WeightedDraws: draws per pass must be >= 1, got {draws}")
+        self.dataset, self.draws, self.seed, self.epoch = dataset, int(draws), seed, 0
+        self.cumulative = np.cumsum(probabilities / probabilities.sum())
+
+    def __len__(self) -> int:
+        return self.draws
+
+    def item(self, index: int) -> int:
+        """The wrapped item that position ``index`` of the current pass reads."""
+        u = np.random.default_rng([self.seed, self.epoch, index, 1]).random() * self.cumulative[-1]
+        return min(int(np.searchsorted(self.cumulative, u, side="right")), len(self.cumulative) - 1)
+
+    def __getitem__(self, index: int):
+        item = self.item(index)
+        if hasattr(self.dataset, "epoch"):
+            self.dataset.epoch = self.epoch * self.draws + index
+        return self.dataset[item]
+
+
+def weighted_draws(dataset: torch.utils.data.Dataset, seed: int) -> torch.utils.data.Dataset:
+    """``dataset`` read through ``WeightedDraws`` when it asks for weighted sampling, else unchanged."""
+    probabilities = getattr(dataset, "draw_probabilities", lambda: None)()
+    if probabilities is None:
+        return dataset
+    return WeightedDraws(dataset, probabilities, dataset.draws_per_pass(), seed)
 
 
 def position_at(global_step: int, batches_per_epoch: int, accumulate: int = 1) -> tuple[int, int]:
@@ -160,6 +204,8 @@ def create_dataloader_from_config(dataset_config: dict, batch_size: int, sample_
                                          downsampling_ratio=downsampling_ratio)
     if len(dataset) == 0:
         raise ValueError(f"{where}: the dataset is empty")
+    if shuffle:  # training; a validation loader reads every item once
+        dataset = weighted_draws(dataset, seed)
     dataset = RepeatedDataset(dataset, check_repeat(dataset_config, where))
     loader_options = dataset_config.get("loader", {})
     generator = torch.Generator().manual_seed(seed)

@@ -19,6 +19,15 @@ Each item is a function of (seed, epoch, index) only (``data.windows.item_rng``)
 number of loader workers; the loader sets ``epoch`` (the pass over the files) per item to draw new windows
 and filters in every pass (``loader.RepeatedDataset``).
 
+Which file a training draw reads (``sampling``, applied by the training loader through
+``loader.WeightedDraws``): ``"duration"`` (default) picks files with probability proportional to their
+length in 5 s-hop segments, and balances ``domains`` by ``domain_weights``. That is the official recipe:
+its data list holds one entry per segment of a fixed 5 s grid (the commented ``hop_sec: 5.0``,
+``length_sec_threshold: 1.5`` of its preprocessor config), read from the segment's start, and
+``BalancedMultiDataset`` visits the types music / speech / general in turn (1:1:1 whatever their hours).
+Here a draw picks a domain by weight, a file of it by its segment count, then a random window anywhere in
+the file. ``"file"`` is the other choice: every pass reads one window per file, whatever its length.
+
 Legend: L = sample_size samples.
 """
 from __future__ import annotations
@@ -30,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audio_io import AUDIO_EXTENSIONS, list_audio_files
+from ..audio_io import AUDIO_EXTENSIONS, audio_info, list_audio_files
 from ..dsp.lowpass import FAMILIES, FilterFamily, simulate_lowres
 from ..dsp.rolloff import spectral_rolloff
 from ..paths import resolve_path
@@ -40,6 +49,13 @@ from .scan import OnBadFile, keep_readable
 from .windows import item_rng, read_window
 
 SPLITS = ("train", "valid", "test")
+ALL_DOMAIN = "all"
+
+
+def segment_count(seconds: np.ndarray | float, hop: float = 5.0, min_seconds: float = 1.5) -> np.ndarray:
+    """Segments of a file of ``seconds``: starts 0, hop, 2 hop, ... that leave at least ``min_seconds``; >= 1."""
+    seconds = np.asarray(seconds, dtype=np.float64)
+    return np.maximum(1, np.floor((seconds - min_seconds) / hop).astype(np.int64) + 1)
 
 
 def _read_file_list(path: Path) -> list[Path]:
@@ -70,6 +86,18 @@ class SuperResolutionDataset(torch.utils.data.Dataset):
         allow_empty_captions: a missing caption becomes "" instead of an error.
         random_crop: random window offsets (else every window starts at 0).
         on_bad_file: "skip" unreadable files with a warning each, or stop with an "error" (``data.scan``).
+        sampling: "duration" (each training draw picks a file by its number of segments, within its domain's
+            share) or "file" (one window per file per pass). Validation loaders (no shuffling) always read
+            every file once.
+        segment_hop_seconds, segment_min_seconds: a file of d seconds counts as
+            ``max(1, floor((d - min) / hop) + 1)`` segments (starts 0, hop, 2 hop, ... that leave at least
+            ``min`` seconds); official 5.0 and 1.5.
+        domains: domain name -> a folder (or list of folders) relative to the root(s) (to the split folder
+            when ``split`` is set), e.g.
+            ``{"speech": ["OpenSLR"], "music": ["MUSDB18-HQ", "MoisesDB"]}``; every file must lie in exactly one
+            domain. Without it all files form one domain.
+        domain_weights: domain name -> relative share of the draws (default: equal shares; the official
+            1:1:1 for music, speech, general). Needs ``domains`` and the same names.
         cutoff_range, filter_orders, filter_families, max_cutoff_ratio, cutoff_step_hz, below_range: the LR
             simulation (``dsp.lowpass.simulate_lowres``: ``cutoff_range``, ``orders``, ``families``,
             ``clamp``, ``cutoff_step_hz``, ``below_range``). The defaults are the official code's draw
@@ -88,7 +116,10 @@ class SuperResolutionDataset(torch.utils.data.Dataset):
                  cutoff_range: tp.Sequence[float] = (2000.0, 16000.0), filter_orders: tp.Sequence[int] = (2, 10),
                  filter_families: tp.Sequence[FilterFamily] = FAMILIES, max_cutoff_ratio: float | None = 0.94,
                  cutoff_step_hz: int = 1, below_range: tp.Literal["clamp", "range"] = "range",
-                 on_bad_file: OnBadFile = "skip"):
+                 on_bad_file: OnBadFile = "skip", sampling: tp.Literal["duration", "file"] = "duration",
+                 segment_hop_seconds: float = 5.0, segment_min_seconds: float = 1.5,
+                 domains: dict[str, str | list[str]] | None = None,
+                 domain_weights: dict[str, float] | None = None):
         if (root is None) == (file_list is None):
             raise ValueError("super_resolution: give exactly one of 'root' (folder or list of folders) and "
                              "'file_list'")
@@ -114,6 +145,15 @@ class SuperResolutionDataset(torch.utils.data.Dataset):
         self.lowres_options = dict(cutoff_range=tuple(float(c) for c in cutoff_range),
                                    orders=tuple(int(o) for o in filter_orders), families=tuple(filter_families),
                                    clamp=max_cutoff_ratio, cutoff_step_hz=cutoff_step_hz, below_range=below_range)
+        if sampling not in ("duration", "file"):
+            raise ValueError(f"super_resolution.sampling: 'duration' or 'file', got {sampling!r}")
+        if not (segment_hop_seconds > 0 and segment_min_seconds >= 0):
+            raise ValueError("super_resolution: segment_hop_seconds must be > 0 and segment_min_seconds >= 0, got "
+                             f"{segment_hop_seconds} and {segment_min_seconds}")
+        self.sampling, self.segment_hop, self.segment_min = sampling, segment_hop_seconds, segment_min_seconds
+        self.split = split
+        self.domain_of = self._assign_domains(domains)
+        self.domain_weights = self._check_domain_weights(domain_weights, domains)
 
     @staticmethod
     def _folder_files(root: Path, split: str | None) -> list[Path]:
@@ -138,6 +178,71 @@ class SuperResolutionDataset(torch.utils.data.Dataset):
         if not path.is_absolute():
             path = self.roots[0] / path
         return CaptionStore(path, root=self.roots[0], allow_empty=allow_empty)
+
+    def _assign_domains(self, domains: dict[str, str | list[str]] | None) -> list[str]:
+        """Each file's domain name (``ALL_DOMAIN`` without ``domains``)."""
+        if domains is None:
+            return [ALL_DOMAIN] * len(self.files)
+        if not isinstance(domains, dict) or not domains:
+            raise ValueError("super_resolution.domains: a JSON object of domain name -> folder(s), got "
+                             f"{domains!r}")
+        prefixes = {name: [str(f).strip("/") + "/" for f in ([folders] if isinstance(folders, str) else folders)]
+                    for name, folders in domains.items()}
+        assigned = []
+        for path in self.files:
+            rel = self.relpath(path)
+            if self.split is not None and rel.startswith(f"{self.split}/"):
+                rel = rel[len(self.split) + 1:]  # domains name folders inside the split folder
+            names = [name for name, pre in prefixes.items() if any(rel.startswith(p) for p in pre)]
+            if len(names) != 1:
+                problem = "in none of the domains' folders" if not names else f"in several domains {names}"
+                raise ValueError(f"super_resolution.domains: {path} (relative path {rel!r}) is {problem}; "
+                                 f"domains: {domains}")
+            assigned.append(names[0])
+        empty = sorted(set(domains) - set(assigned))
+        if empty:
+            raise ValueError(f"super_resolution.domains: no files in domain(s) {empty} (folders "
+                             f"{[domains[n] for n in empty]} under {[str(r) for r in self.roots]})")
+        return assigned
+
+    @staticmethod
+    def _check_domain_weights(weights: dict[str, float] | None, domains: dict | None) -> dict[str, float]:
+        names = [ALL_DOMAIN] if domains is None else list(domains)
+        if weights is None:
+            return {name: 1.0 for name in names}
+        if domains is None:
+            raise ValueError("super_resolution.domain_weights needs 'domains' (which folders form each domain)")
+        if set(weights) != set(names):
+            raise ValueError(f"super_resolution.domain_weights: names {sorted(weights)} differ from the domains "
+                             f"{sorted(names)}")
+        bad = {k: v for k, v in weights.items() if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0}
+        if bad:
+            raise ValueError(f"super_resolution.domain_weights: weights must be positive numbers, got {bad}")
+        return {name: float(weights[name]) for name in names}
+
+    def segment_counts(self) -> np.ndarray:
+        """(N,) int64: each file's length in segments (the ``segment_hop_seconds`` grid; at least 1)."""
+        info = [audio_info(path) for path in self.files]  # (rate, channels, frames)
+        seconds = np.array([frames / rate for rate, _, frames in info], dtype=np.float64)
+        return segment_count(seconds, self.segment_hop, self.segment_min)
+
+    def draw_probabilities(self) -> np.ndarray | None:
+        """(N,) probability of each file per training draw under ``sampling: "duration"`` (None for "file"):
+        the domain's share of ``domain_weights`` times the file's share of its domain's segments."""
+        if self.sampling == "file":
+            return None
+        counts = self.segment_counts().astype(np.float64)
+        domain = np.array(self.domain_of)
+        total_weight = sum(self.domain_weights.values())
+        p = np.zeros(len(self.files), dtype=np.float64)
+        for name, weight in self.domain_weights.items():
+            members = domain == name
+            p[members] = weight / total_weight * counts[members] / counts[members].sum()
+        return p
+
+    def draws_per_pass(self) -> int:
+        """Training draws per pass under ``sampling: "duration"``: the corpus length in segments."""
+        return int(self.segment_counts().sum())
 
     def __len__(self) -> int:
         return len(self.files)

@@ -221,10 +221,13 @@ class SuperResolutionDataset(torch.utils.data.Dataset):
         return {name: float(weights[name]) for name in names}
 
     def segment_counts(self) -> np.ndarray:
-        """(N,) int64: each file's length in segments (the ``segment_hop_seconds`` grid; at least 1)."""
-        info = [audio_info(path) for path in self.files]  # (rate, channels, frames)
-        seconds = np.array([frames / rate for rate, _, frames in info], dtype=np.float64)
-        return segment_count(seconds, self.segment_hop, self.segment_min)
+        """(N,) int64: each file's length in segments (the ``segment_hop_seconds`` grid; at least 1). The
+        file headers are read once, on the first call."""
+        if getattr(self, "_segment_counts", None) is None:
+            info = [audio_info(path) for path in self.files]  # (rate, channels, frames)
+            seconds = np.array([frames / rate for rate, _, frames in info], dtype=np.float64)
+            self._segment_counts = segment_count(seconds, self.segment_hop, self.segment_min)
+        return self._segment_counts
 
     def draw_probabilities(self) -> np.ndarray | None:
         """(N,) probability of each file per training draw under ``sampling: "duration"`` (None for "file"):

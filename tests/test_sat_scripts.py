@@ -230,3 +230,20 @@ def test_sat_runner_refuses_a_missing_script(tmp_path, capsys):
 
     assert main([str(tmp_path / "train.py"), "--model-config", "x.json"]) == 2
     assert f"ERROR {tmp_path / 'train.py'}: no such script" in capsys.readouterr().err
+
+
+def test_upstream_demo_callback_fails_on_an_empty_demo_cond(tmp_path, monkeypatch):
+    """Upstream's callback conditions on ``demo_cond`` (default {}); empty, there is nothing to condition on.
+    Ours (above) then takes the batch."""
+    from test_sat_workarounds import batch, our_wrapper, tiny_config
+
+    from saga_hsmad.patching import originals
+
+    config = tiny_config()
+    config["training"]["demo"] = {"demo_every": 1, "num_demos": 1, "demo_steps": 2, "demo_cfg_scales": [1.0]}
+    upstream = originals()["create_demo_callback_from_config"](config)
+    trainer = type("Trainer", (), {"global_step": 1, "logger": None})()
+    monkeypatch.chdir(tmp_path)  # it writes into the working directory
+    with pytest.raises(ValueError, match=r"provided \[\]"):  # the text encoder is handed no prompts
+        upstream.on_train_batch_end(trainer, our_wrapper(config), None, batch(config, bare_masks=False), 0)
+    assert not list(tmp_path.glob("*.wav"))

@@ -13,13 +13,14 @@ channel of every item on its own:
 Dividing by r scales the copied low band to the generated signal's level at the cutoff bin, so the seam
 at k_c has no step; the clamp bounds that correction to -1.6 ... +1.9 dB (1/1.2 ... 1/0.8).
 
-Stereo (``channels``): the official function flattens its input to (rows, T) and loops over the rows, so a
-stereo item's two channels are two rows, each with its own k_c and r. ``channels="each"`` (the default)
+Stereo (``channels``): the official function squeezes its input to two dimensions (a (1, 2, T) stereo
+item becomes (2, T)) and loops over the rows, so the two channels are two rows, each with its own k_c
+and r. ``channels="each"`` (the default)
 does the same. ``channels="mix"`` is the alternative: one k_c from the channel mix (the f_l the model is
 conditioned on) and one r per item, summed over channels and frames, which keeps the input's stereo
 balance in the copied band but, when the channels have different bandwidths (say 4 and 7 kHz), copies
 the narrow channel's empty band above its own cutoff over the generated content there (a hole up to
-the wide channel's cutoff).
+the mix's cutoff, which lies near the wide channel's).
 
 Our choices where the official code is silent:
 - r = 1 when both sums are 0 (the official code would produce NaN), 1.2 (clamped) when only the

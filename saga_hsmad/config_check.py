@@ -2,9 +2,12 @@
 
 stable-audio-tools reads configs with ``dict.get`` and ignores what it does not know, so a misspelled key
 silently does nothing. ``validate_model_config`` checks every section against the constructor it feeds
-(unknown keys, value types from annotations or defaults, missing required keys) and the dimensions that
-must agree between parts (pretransform channels, conditioning widths, backbone input widths, routed ids),
-and reports each problem with its key path. Nothing is constructed and no weights are read. Sizes that
+(unknown keys, value types from annotations or defaults, lists item by item, missing required keys), down into
+the objects that are constructor arguments themselves (an encoder section, ``cond_dropout``, the keys
+``dit_concat`` passes on to stable-audio-tools' DiT, the optimizer and scheduler), accepts stable-audio-tools'
+own keys (``training.demo.demo_cond`` ...), checks the dimensions that must agree between parts (pretransform
+channels, conditioning widths, backbone input and style widths, routed ids), and reports each problem with
+its key path. Nothing is constructed and no weights are read. Sizes that
 cannot work are refused here too (``MAX_SAMPLE_SIZE``, the dataset's ``repeat``), and ``check_train_args``
 does the same for train.py's flags, with the memory the loader's batches would take.
 
@@ -18,11 +21,13 @@ Given a model config, the command line also checks each dataset config against i
 from __future__ import annotations
 
 import argparse
+import collections.abc
 import dataclasses
 import inspect
 import json
 import os
 import sys
+import types
 import typing as tp
 from pathlib import Path
 
@@ -42,8 +47,10 @@ class Problem:
         return f"{self.path}: {self.message}"
 
 
-def load_config(path: str | Path, kind: tp.Literal["model", "dataset"] = "model", validate: bool = True) -> dict:
-    """Read a JSON config with errors that name the file (and line), then validate it."""
+def load_config(path: str | Path, kind: tp.Literal["model", "dataset", "config"] = "model",
+                validate: bool = True) -> dict:
+    """Read a JSON config with errors that name the file (and the line and column of a syntax error), then
+    validate it as a ``kind`` config ("config": read only)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{kind} config {path} does not exist")
@@ -53,7 +60,7 @@ def load_config(path: str | Path, kind: tp.Literal["model", "dataset"] = "model"
         raise ConfigError(f"{path}: not valid JSON at line {e.lineno} column {e.colno}: {e.msg}") from e
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: a {kind} config must be a JSON object")
-    if validate:
+    if validate and kind != "config":
         problems = validate_model_config(config) if kind == "model" else validate_dataset_config(config)
         if problems:
             raise ConfigError(f"{path}: {len(problems)} problem(s):\n  " + "\n  ".join(map(str, problems)))
@@ -78,7 +85,7 @@ def _upstream_classes() -> dict[str, dict[str, tp.Any]]:
 
 # Keys a builder adds itself or consumes before the constructor sees the rest.
 CONTEXT_KEYS = {"output_dim", "pretransform", "diffusion_objective", "sample_rate", "model", "model_config",
-                "optimizer", "self", "cond_pretransform"}
+                "optimizer", "self", "cond_pretransform", "params"}
 EXTRA_KEYS = {"pretransform": {"sample_rate", "pretransform_config", "use_model_pretransform",
                                "pretransform_ckpt_path"},
               "source_mix": {"sample_rate", "pretransform_config", "use_model_pretransform", "pretransform_ckpt_path"}}
@@ -91,22 +98,23 @@ DIT_TRANSFORMER_KEYS = {"use_checkpointing", "dim_heads", "cross_attend", "cond_
 
 
 def _type_ok(value: tp.Any, annotation: tp.Any, default: tp.Any) -> str | None:
-    """None if ``value`` fits the annotation (or the default's type); else what was expected."""
+    """None if ``value`` fits the annotation (or the default's type); else what was expected. Lists are checked
+    item by item (``Sequence[int]``, ``tuple[float, float]``), JSON objects value by value (``dict[str, float]``)."""
     origin = tp.get_origin(annotation)
-    if annotation is inspect.Parameter.empty or isinstance(annotation, str):
+    if annotation is inspect.Parameter.empty or isinstance(annotation, str) or annotation is tp.Any:
         if default is None or default is inspect.Parameter.empty:
             return None
         annotation, origin = type(default), None
     if origin is tp.Literal:
-        return None if value in tp.get_args(annotation) else f"one of {list(tp.get_args(annotation))}"
-    if origin in (tp.Union, getattr(__import__("types"), "UnionType", None)):
+        return None if value in tp.get_args(annotation) else f"one of {json.dumps(list(tp.get_args(annotation)))}"
+    if origin in (tp.Union, types.UnionType):
         args = tp.get_args(annotation)
         if value is None and type(None) in args:
             return None
         failures = [_type_ok(value, a, inspect.Parameter.empty) for a in args if a is not type(None)]
         return None if any(f is None for f in failures) else " or ".join(f for f in failures if f)
-    base = origin or annotation
-    if base in (float,):
+    base, args = origin or annotation, tp.get_args(annotation)
+    if base is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     elif base is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
@@ -114,31 +122,121 @@ def _type_ok(value: tp.Any, annotation: tp.Any, default: tp.Any) -> str | None:
         ok = isinstance(value, bool)
     elif base is str:
         ok = isinstance(value, str)
-    elif base in (list, tuple, tp.Sequence, tp.List, tp.Tuple):
-        ok = isinstance(value, list)
-    elif base in (dict, tp.Dict, tp.Mapping):
-        ok = isinstance(value, dict)
+    elif base in (list, tuple, collections.abc.Sequence, tp.Sequence, tp.List, tp.Tuple):
+        if not isinstance(value, list):
+            return "a list" + (f" of {_annotation_text(args[0])}" if len(args) == 1 or args[-1:] == (...,) else "")
+        if base is tuple and args and args[-1] is not ...:
+            if len(value) != len(args):
+                return f"a list of {len(args)} items ({', '.join(_annotation_text(a) for a in args)})"
+            items = list(zip(value, args))
+        else:
+            items = [(v, args[0]) for v in value] if args else []
+        for i, (item, item_type) in enumerate(items):
+            if (expected := _type_ok(item, item_type, inspect.Parameter.empty)) is not None:
+                return f"a list whose item {i} is {expected}"
+        return None
+    elif base in (dict, collections.abc.Mapping, tp.Dict, tp.Mapping):
+        if not isinstance(value, dict):
+            return "a JSON object"
+        for key, item in value.items():
+            if len(args) == 2 and (expected := _type_ok(item, args[1], inspect.Parameter.empty)) is not None:
+                return f"a JSON object whose {key!r} is {expected}"
+        return None
     else:
         return None
     return None if ok else getattr(base, "__name__", str(base))
 
 
-def check_kwargs(cls: tp.Any, config: dict, path: str, extra: set[str] = frozenset()) -> list[Problem]:
-    """Unknown keys, wrong value types and missing required arguments of ``cls(**config)``."""
-    if not isinstance(config, dict):
-        return [Problem(path, f"must be a JSON object, got {type(config).__name__}")]
+def _annotation_text(annotation: tp.Any) -> str:
+    """How an annotation reads in messages and ``--describe``: ``int``, ``list[int]``, ``"prepend" | "adaLN"``."""
+    origin, args = tp.get_origin(annotation), tp.get_args(annotation)
+    if origin is tp.Literal:
+        return " | ".join(json.dumps(a) for a in args)
+    if origin in (tp.Union, types.UnionType):
+        return " | ".join("null" if a is type(None) else _annotation_text(a) for a in args)
+    if origin is not None:
+        name = {collections.abc.Sequence: "list", tuple: "list", list: "list", dict: "dict",
+                collections.abc.Mapping: "dict"}.get(origin, getattr(origin, "__name__", str(origin)))
+        inner = ", ".join("..." if a is ... else _annotation_text(a) for a in args)
+        return f"{name}[{inner}]" if args else name
+    if annotation is type(None):
+        return "null"
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def _kwargs_targets() -> dict[type, list[tp.Any]]:
+    """Classes whose ``**kwargs`` go on to another constructor, and the constructors whose keys are valid there
+    (``dit_concat`` passes every key it does not take to stable-audio-tools' ``DiffusionTransformer``)."""
+    from stable_audio_tools.models.dit import DiffusionTransformer
+
+    from .models.dit_concat import DiTConcat
+
+    return {DiTConcat: [DiffusionTransformer], DiffusionTransformer: []}
+
+
+# JSON objects inside a config section that are themselves a constructor's keyword arguments.
+def _nested_constructors() -> dict[tuple[type, str], tp.Any]:
+    from .models.hse import HierarchicalSymbolEncoder
+    from .models.mrci_unet import MRCIUNet
+
+    return {(MRCIUNet, "encoder"): HierarchicalSymbolEncoder}
+
+
+def _parameters(cls: tp.Any) -> tuple[dict[str, inspect.Parameter], dict[str, tp.Any], bool]:
+    """(keyword parameters, their type hints, whether any key is accepted) of ``cls``, with the keys its
+    ``**kwargs`` forward to (``_kwargs_targets``)."""
     from .factory import accepted_parameters
 
-    try:
-        hints = tp.get_type_hints(cls.__init__) if inspect.isclass(cls) else tp.get_type_hints(cls)
-    except Exception:
-        hints = {}
     params, takes_any = accepted_parameters(cls)
+    hints = _hints(cls)
+    forwards = _kwargs_targets().get(cls) if inspect.isclass(cls) else None
+    if forwards is not None:  # its own arguments (not its parents', which it fills itself) and the targets'
+        own = inspect.signature(cls.__init__).parameters.values()
+        params = {p.name: p for p in own if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        takes_any = False
+        for target in forwards:
+            target_params, _ = accepted_parameters(target)
+            target_hints = _hints(target)
+            for key, p in target_params.items():
+                if key not in params:
+                    params[key] = p
+                    if key in target_hints:
+                        hints[key] = target_hints[key]
+        if any(c.__name__ == "DiffusionTransformer" for c in [cls, *forwards]):
+            for key in DIT_TRANSFORMER_KEYS - set(params):
+                params[key] = inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=None)
+    return params, hints, takes_any
+
+
+def _hints(cls: tp.Any) -> dict[str, tp.Any]:
+    """Resolved annotations of ``cls``'s constructor and of the parents' it forwards ``**kwargs`` to (an
+    annotation that does not resolve is left out, so the check falls back to the default's type)."""
+    functions = [c.__init__ for c in getattr(cls, "__mro__", ()) if "__init__" in vars(c)] if inspect.isclass(cls) \
+        else [cls]
+    hints: dict[str, tp.Any] = {}
+    for function in reversed(functions):  # the class's own annotations win
+        try:
+            hints.update(tp.get_type_hints(function))
+        except Exception:  # one bad annotation: resolve the others one by one
+            namespace = getattr(function, "__globals__", {})
+            for key, text in getattr(function, "__annotations__", {}).items():
+                try:
+                    hints[key] = eval(text, namespace) if isinstance(text, str) else text
+                except Exception:
+                    continue
+    return hints
+
+
+def check_kwargs(cls: tp.Any, config: dict, path: str, extra: set[str] = frozenset()) -> list[Problem]:
+    """Unknown keys, wrong value types and missing required arguments of ``cls(**config)``, down into the JSON
+    objects that are constructor arguments themselves (``_nested_constructors``) and the per-condition
+    ``cond_dropout`` of a backbone with ``condition_names``."""
+    if not isinstance(config, dict):
+        return [Problem(path, f"must be a JSON object, got {type(config).__name__}")]
+    params, hints, takes_any = _parameters(cls)
     problems = []
     allowed = set(params) | set(extra)
-    if cls.__name__ == "DiffusionTransformer":
-        allowed |= DIT_TRANSFORMER_KEYS
-        takes_any = False
+    nested = _nested_constructors()
     for key, value in config.items():
         if key not in allowed and not takes_any:
             close = [k for k in sorted(allowed - CONTEXT_KEYS) if _similar(k, key)]
@@ -148,10 +246,28 @@ def check_kwargs(cls: tp.Any, config: dict, path: str, extra: set[str] = frozens
             expected = _type_ok(value, hints.get(key, params[key].annotation), params[key].default)
             if expected:
                 problems.append(Problem(f"{path}.{key}", f"expected {expected}, got {json.dumps(value)}"))
+            elif (cls, key) in nested and isinstance(value, dict):
+                problems += check_kwargs(nested[(cls, key)], value, f"{path}.{key}")
+            elif key == "cond_dropout" and isinstance(value, dict) and hasattr(cls, "condition_names"):
+                problems += _cond_dropout_problems(cls, value, f"{path}.{key}")
     for key, p in params.items():
         if p.default is inspect.Parameter.empty and key not in config and key not in CONTEXT_KEYS \
                 and key not in extra and key != "dim":
             problems.append(Problem(f"{path}.{key}", f"required by {cls.__name__} but missing"))
+    return problems
+
+
+def _cond_dropout_problems(cls: type, value: dict, path: str) -> list[Problem]:
+    """``cond_dropout`` names only the backbone's conditions, each with a probability in [0, 1]."""
+    names = list(cls.condition_names)
+    problems = []
+    for name, p in value.items():
+        if name not in names:
+            close = [n for n in names if _similar(n, name)]
+            hint = f"did you mean {close[0]!r}?" if close else f"{cls.__name__}'s conditions are {names}"
+            problems.append(Problem(f"{path}.{name}", f"unknown condition; {hint}"))
+        elif isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+            problems.append(Problem(f"{path}.{name}", f"must be a probability in [0, 1], got {json.dumps(p)}"))
     return problems
 
 
@@ -336,12 +452,14 @@ def _check_diffusion(config: dict, diff: dict, widths: dict, upstream: dict) -> 
         elif cross[0] != dcfg["cond_token_dim"]:
             problems.append(Problem("model.diffusion.config.cond_token_dim",
                                     f"{dcfg['cond_token_dim']} but the cross-attention conditions are {cross[0]} wide"))
-    for key, route in (("global_cond_dim", "global_cond_ids"), ("input_concat_dim", "input_concat_ids")):
+    # the width each route's conditions add up to, under the name the backbone gives it (mrci_unet: style_dim)
+    for key, route in (("global_cond_dim", "global_cond_ids"), ("style_dim", "global_cond_ids"),
+                       ("input_concat_dim", "input_concat_ids")):
         want = total(route)
         if key in dcfg and want is not None and diff.get(route) and dcfg[key] != want:
             problems.append(Problem(f"model.diffusion.config.{key}",
                                     f"{dcfg[key]} but {route} {diff[route]} add up to {want}"))
-        if diff.get(route) and key in ("global_cond_dim", "input_concat_dim") and cls is not None \
+        if diff.get(route) and cls is not None \
                 and key in inspect.signature(cls).parameters and key not in dcfg:
             problems.append(Problem(f"model.diffusion.config.{key}", f"missing although {route} is set"))
     check = getattr(cls, "check_config", None)
@@ -351,12 +469,19 @@ def _check_diffusion(config: dict, diff: dict, widths: dict, upstream: dict) -> 
 
 
 TRAINING_ONLY_KEYS = {"type", "demo"}
+# The keys of training.demo that stable-audio-tools' own demo callback reads (create_demo_callback_from_config),
+# so its configs (stable_audio_1_0.json, 2_0.json) and its train.py work with ours.
+SAT_DEMO_KEYS = {"demo_every", "demo_steps", "num_demos", "demo_cfg_scales", "demo_cond", "demo_cond_from_batch",
+                 "display_audio_cond", "cond_display_configs"}
+OPTIMIZER_SECTIONS = {"diffusion_cond": ("diffusion",)}  # the optimizer_configs keys each wrapper reads
 
 
 def _check_training(config: dict) -> list[Problem]:
     training = config.get("training")
     if training is None or config["model_type"] not in ("diffusion_cond", "diffusion_cond_inpaint"):
         return []
+    if not isinstance(training, dict):
+        return [Problem("training", f"must be a JSON object, got {json.dumps(training)}")]
     wtype = training.get("type", "diffusion_cond")
     if wtype not in TRAINING_WRAPPERS:
         return [Problem("training.type", f"unknown training wrapper {wtype!r}; known: {TRAINING_WRAPPERS.names()}")]
@@ -366,28 +491,79 @@ def _check_training(config: dict) -> list[Problem]:
     kwargs = {KEY_ALIASES.get(k, k): v for k, v in training.items() if k not in TRAINING_ONLY_KEYS}
     problems = [Problem(p.path.replace("training.lr", "training.learning_rate"), p.message)
                 for p in check_kwargs(cls, kwargs, "training")]
-    opt = training.get("optimizer_configs", {}).get("diffusion", {})
-    if opt:
-        import torch
-
-        otype = opt.get("optimizer", {}).get("type")
-        if otype is not None and not hasattr(torch.optim, otype):
-            problems.append(Problem("training.optimizer_configs.diffusion.optimizer.type", f"{otype!r} is not in torch.optim"))
-        sched = opt.get("scheduler")
-        if sched is not None:
-            from .training.schedulers import SCHEDULERS
-
-            stype = sched.get("type")
-            cls = SCHEDULERS.get(stype) or getattr(torch.optim.lr_scheduler, str(stype), None)
-            where = "training.optimizer_configs.diffusion.scheduler"
-            if cls is None:
-                problems.append(Problem(f"{where}.type", f"{stype!r} is not a scheduler; ours: {sorted(SCHEDULERS)}"))
-            else:
-                problems += check_kwargs(cls, sched.get("config", {}), f"{where}.config")
+    opt = training.get("optimizer_configs")
+    if isinstance(opt, dict):
+        problems += _check_optimizer_configs(opt)
     if "demo" in training:
-        from .training.callbacks import DemoCallback
+        problems += _check_demo(training["demo"])
+    return problems
 
-        problems += check_kwargs(DemoCallback, training["demo"], "training.demo", {"out_dir", "sample_rate"})
+
+def _check_optimizer_configs(opt: dict) -> list[Problem]:
+    """``training.optimizer_configs``: ``{"diffusion": {"optimizer": {"type", "config"}, "scheduler": {"type",
+    "config"}}}``, each ``config`` checked against the ``torch.optim`` class or scheduler it builds (these are
+    built inside Lightning's ``fit``, where a bad key would fail without its path)."""
+    import torch
+
+    from .training.schedulers import SCHEDULERS
+
+    base = "training.optimizer_configs"
+    problems = []
+    sections = OPTIMIZER_SECTIONS["diffusion_cond"]
+    for name, section in opt.items():
+        where = f"{base}.{name}"
+        if name not in sections:
+            problems.append(Problem(where, f"unknown optimizer section; the diffusion wrapper reads {list(sections)}"))
+            continue
+        if not isinstance(section, dict):
+            problems.append(Problem(where, f"must be a JSON object, got {json.dumps(section)}"))
+            continue
+        for key in section:
+            if key not in ("optimizer", "scheduler"):
+                close = [k for k in ("optimizer", "scheduler") if _similar(k, key)]
+                hint = f"did you mean {close[0]!r}?" if close else "expected optimizer and scheduler"
+                problems.append(Problem(f"{where}.{key}", f"unknown key; {hint}"))
+        if "optimizer" not in section:
+            problems.append(Problem(f"{where}.optimizer", "missing"))
+        for key, lookup in (("optimizer", lambda t: getattr(torch.optim, str(t), None)),
+                            ("scheduler", lambda t: SCHEDULERS.get(t) or getattr(torch.optim.lr_scheduler, str(t), None))):
+            part = section.get(key)
+            if part is None:
+                continue
+            if not isinstance(part, dict):
+                problems.append(Problem(f"{where}.{key}", f"must be a JSON object, got {json.dumps(part)}"))
+                continue
+            for k in part:
+                if k not in ("type", "config"):
+                    problems.append(Problem(f"{where}.{key}.{k}", "unknown key; expected type and config"))
+            ptype = part.get("type")
+            target = lookup(ptype) if ptype is not None else None
+            if ptype is None:
+                problems.append(Problem(f"{where}.{key}.type", "missing"))
+            elif key == "optimizer" and ptype == "FusedAdam":  # deepspeed's, built by stable-audio-tools
+                continue
+            elif not isinstance(target, type):
+                known = ("any class in torch.optim" if key == "optimizer" else
+                         f"ours {sorted(SCHEDULERS)} or any class in torch.optim.lr_scheduler")
+                problems.append(Problem(f"{where}.{key}.type", f"{ptype!r} is not an {key}; {known}"))
+            elif key == "optimizer" and "config" not in part:
+                problems.append(Problem(f"{where}.optimizer.config", "missing (stable-audio-tools reads it)"))
+            else:
+                problems += check_kwargs(target, part.get("config", {}), f"{where}.{key}.config")
+    return problems
+
+
+def _check_demo(demo: tp.Any) -> list[Problem]:
+    """``training.demo``: our ``DemoCallback``'s keys and those stable-audio-tools' own demo callback reads."""
+    from .training.callbacks import DemoCallback
+
+    if not isinstance(demo, dict):
+        return [Problem("training.demo", f"must be a JSON object, got {json.dumps(demo)}")]
+    problems = check_kwargs(DemoCallback, demo, "training.demo", {"out_dir", "sample_rate"} | SAT_DEMO_KEYS)
+    cond = demo.get("demo_cond")
+    if cond is not None and not (isinstance(cond, list) and all(isinstance(c, dict) for c in cond)):
+        problems.append(Problem("training.demo.demo_cond", f"must be a list of JSON objects (one metadata dict per "
+                                f"demo, keys = conditioner ids), got {json.dumps(cond)[:80]}"))
     return problems
 
 
@@ -404,7 +580,29 @@ def validate_dataset_config(config: dict) -> list[Problem]:
     if (problem := repeat_problem(config)) is not None:
         problems.append(Problem("dataset.repeat", problem))
     loader_context = ("sample_size", "sample_rate", "audio_channels", "seed", "downsampling_ratio")
-    return [p for p in problems if p.path.split(".")[-1] not in loader_context]
+    problems = [p for p in problems if p.path.split(".")[-1] not in loader_context or "required" not in p.message]
+    if not problems:  # the types are right: now the values
+        problems += [Problem(f"dataset.{p.path}", p.message) for p in _size_problems(config)]
+        problems += _dataset_value_problems(config)
+    return problems
+
+
+def _dataset_value_problems(config: dict) -> list[Problem]:
+    """Values a dataset type cannot use, whatever the type (a key is checked where the type has it): the low-pass
+    ``cutoff_range`` two frequencies 0 < low <= high, ``filter_orders`` positive, ``cutoff_step_hz`` > 0 and
+    ``max_cutoff_ratio`` in (0, 1]."""
+    problems = []
+    if isinstance(cutoff := config.get("cutoff_range"), list):
+        if len(cutoff) != 2 or not 0 < cutoff[0] <= cutoff[1]:
+            problems.append(Problem("dataset.cutoff_range", f"must be [low, high] in Hz with 0 < low <= high, got "
+                                    f"{json.dumps(cutoff)}"))
+    if isinstance(orders := config.get("filter_orders"), list) and any(o < 1 for o in orders):
+        problems.append(Problem("dataset.filter_orders", f"must be positive, got {json.dumps(orders)}"))
+    if (step := config.get("cutoff_step_hz")) is not None and step <= 0:
+        problems.append(Problem("dataset.cutoff_step_hz", f"must be > 0, got {step}"))
+    if (ratio := config.get("max_cutoff_ratio")) is not None and not 0 < ratio <= 1:
+        problems.append(Problem("dataset.max_cutoff_ratio", f"must be in (0, 1] or null, got {ratio}"))
+    return problems
 
 
 def check_dataset_files(model_config: dict, dataset_config: dict, where: str = "dataset config") -> list[Problem]:
@@ -499,31 +697,66 @@ def validate_pair(model_config: dict, dataset_config: dict) -> list[Problem]:
 
 # --- describe ---------------------------------------------------------------------------------------------
 
+def _describe_class(name: str, cls: tp.Any, lines: list[str], skip: set[str] = frozenset(),
+                    names: dict[str, str] | None = None) -> None:
+    """``name  (module.Class)  first docstring line`` and one line per key: ``key: type = default`` (``names``:
+    argument → the config key that feeds it, where they differ)."""
+    doc = (inspect.getdoc(cls) or "").split("\n")[0]
+    lines.append(f"\n{name}  ({cls.__module__}.{cls.__name__})  {doc}")
+    params, hints, takes_any = _parameters(cls)
+    for key, p in params.items():
+        if key in CONTEXT_KEYS or key in skip:
+            continue
+        ann = hints.get(key, p.annotation)
+        ann = "" if ann is inspect.Parameter.empty else f": {_annotation_text(ann)}"
+        default = "  (required)" if p.default is inspect.Parameter.empty else f" = {json.dumps(p.default, default=str)}"
+        lines.append(f"    {(names or {}).get(key, key)}{ann}{default}")
+    if takes_any:
+        lines.append("    ... (further keys are passed on unchecked)")
+
+
 def describe() -> str:
-    """Every registered type with its config keys, types and defaults, read from the constructors."""
+    """Every registered type with its config keys, types (``Literal`` values spelled out) and defaults, read from
+    the constructors; then stable-audio-tools' own types that ``config_check`` knows, the LR schedulers and the
+    ``training.demo`` keys."""
+    import torch
+
+    from .training.callbacks import DemoCallback
+    from .training.schedulers import SCHEDULERS
+
+    from .training.diffusion_cond import KEY_ALIASES
+
+    config_keys = {arg: key for key, arg in KEY_ALIASES.items()}  # training.learning_rate feeds lr
     lines = []
     for registry in (CONDITIONERS, DIFFUSION_MODELS, PRETRANSFORMS, TRAINING_WRAPPERS, DATASETS):
         lines.append(f"## {registry.kind} types")
         for name, cls in registry.items():
-            doc = (inspect.getdoc(cls) or "").split("\n")[0]
-            lines.append(f"\n{name}  ({cls.__module__}.{cls.__name__})  {doc}")
-            try:
-                hints = tp.get_type_hints(cls.__init__)
-            except Exception:
-                hints = {}
-            from .factory import accepted_parameters
-
-            for key, p in accepted_parameters(cls)[0].items():
-                if key in CONTEXT_KEYS:
-                    continue
-                ann = hints.get(key, p.annotation)
-                ann = "" if ann is inspect.Parameter.empty else f": {getattr(ann, '__name__', None) or str(ann).replace('typing.', '')}"
-                default = "  (required)" if p.default is inspect.Parameter.empty else f" = {json.dumps(p.default, default=str)}"
-                lines.append(f"    {key}{ann}{default}")
+            _describe_class(name, cls, lines, names=config_keys if registry is TRAINING_WRAPPERS else None)
         lines.append("")
-    if stream_upstream := PRETRANSFORMS.upstream_types:
-        lines.append("stable-audio-tools' own types are accepted too: see its docs; "
-                     f"e.g. pretransforms {list(stream_upstream)}")
+    upstream = _upstream_classes()
+    registries = {"conditioner": CONDITIONERS, "diffusion": DIFFUSION_MODELS, "pretransform": PRETRANSFORMS}
+    for kind, classes in upstream.items():
+        lines.append(f"## stable-audio-tools' own {kind} types")
+        for name, cls in classes.items():
+            _describe_class(name, cls, lines)
+        unchecked = sorted(set(registries[kind].upstream_types) - set(classes))
+        if unchecked:
+            lines.append(f"\nalso built by stable-audio-tools, keys not checked here: {', '.join(unchecked)}")
+        lines.append("")
+    lines.append("## schedulers (training.optimizer_configs.diffusion.scheduler.type)")
+    for name, cls in SCHEDULERS.items():
+        _describe_class(name, cls, lines)
+    torch_schedulers = sorted(n for n, c in vars(torch.optim.lr_scheduler).items()
+                              if isinstance(c, type) and issubclass(c, torch.optim.lr_scheduler.LRScheduler)
+                              and c is not torch.optim.lr_scheduler.LRScheduler and n not in SCHEDULERS)
+    lines.append(f"\nand torch.optim.lr_scheduler's: {', '.join(torch_schedulers)}")
+    lines.append("\n## optimizers (training.optimizer_configs.diffusion.optimizer.type): any class in torch.optim, "
+                 "e.g. AdamW; its config holds the constructor's keys (lr, betas, weight_decay ...)")
+    lines.append("\n## training.demo")
+    _describe_class("demo", DemoCallback, lines, skip={"out_dir", "sample_rate"})
+    extra = sorted(SAT_DEMO_KEYS - set(_parameters(DemoCallback)[0]))
+    if extra:
+        lines.append(f"    also accepted (read by stable-audio-tools' own demo callback): {', '.join(extra)}")
     return "\n".join(lines)
 
 
@@ -538,10 +771,10 @@ def main(argv=None) -> int:
     models, datasets = [], []
     for path in args.configs:
         try:
-            raw = json.loads(Path(path).read_text())
+            raw = load_config(path, "config", validate=False)  # a syntax error names the file, line and column
             kind = "dataset" if "dataset_type" in raw else "model"
             config = load_config(path, kind)
-        except (ConfigError, FileNotFoundError, json.JSONDecodeError) as e:
+        except (ConfigError, FileNotFoundError) as e:
             print(f"{e}", file=sys.stderr)
             status = 1
             continue

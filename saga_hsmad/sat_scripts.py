@@ -57,25 +57,37 @@ def pretransform_ratio(model_config: dict) -> int:
     return create_pretransform_from_config(pretransform, model_config["sample_rate"]).downsampling_ratio
 
 
-class EpochAdvancingSampler(ResumableSampler):
-    """A ``ResumableSampler`` whose every iteration is the next epoch: new order, new random windows.
+class UpstreamLoopSampler(ResumableSampler):
+    """A ``ResumableSampler`` for upstream's ``train.py``, which has no ``DataPosition`` callback to place it.
 
-    Our ``train.py`` places the sampler at each epoch from the global step (the ``DataPosition`` callback);
-    upstream's ``train.py`` has no such callback, and without this every epoch would repeat the first.
-    Resuming through upstream's script therefore restores the weights but starts the data at epoch 0.
+    For training (``advance``) every iteration is the next epoch: new order, new random windows (placed by
+    nothing, every epoch would repeat the first). Resuming through upstream's script therefore restores the
+    weights but starts the data at epoch 0. Validation keeps epoch 0: the same windows each time.
+    It yields the whole epoch in every process: upstream's Trainer keeps Lightning's distributed sampler
+    (``use_distributed_sampler`` on), which splits this order between processes; split here too, each
+    process would see 1/w of its 1/w share.
     """
+
+    def __init__(self, n: int, seed: int = 0, shuffle: bool = True, advance: bool = True):
+        super().__init__(n, seed, shuffle)
+        self.advance = advance
+
+    @staticmethod
+    def world() -> tuple[int, int]:
+        return 0, 1
 
     def __iter__(self) -> tp.Iterator[int]:
         order = self.order(self.epoch)[self.start:]
-        self.place(self.epoch + 1)
+        if self.advance:
+            self.place(self.epoch + 1)
         yield from (int(i) for i in order)
 
 
 def create_dataloader_from_config(dataset_config: dict, batch_size: int, sample_size: int, sample_rate: int,
                                   audio_channels: int = 2, num_workers: int = 4, shuffle: bool = True):
     """stable-audio-tools' loader factory (same signature): a registered ``dataset_type`` gets our loader
-    (seeded from torch's seed, which upstream's ``train.py`` has just set with ``seed_everything``), any
-    other goes to upstream's builder."""
+    (seeded from torch's seed, which upstream's ``train.py`` has just set with ``seed_everything``) around an
+    ``UpstreamLoopSampler``; any other type goes to upstream's builder."""
     from . import patching
     from .data.loader import create_dataloader_from_config as saga_loader
     from .registry import DATASETS
@@ -89,9 +101,7 @@ def create_dataloader_from_config(dataset_config: dict, batch_size: int, sample_
     loader = saga_loader(dataset_config, batch_size, sample_size, sample_rate, audio_channels=audio_channels,
                          num_workers=num_workers, shuffle=shuffle, seed=torch.initial_seed() % 2**32, where=where,
                          downsampling_ratio=_loader_context.get("downsampling_ratio"))
-    if not shuffle:  # validation: the same windows every time
-        return loader
-    sampler = EpochAdvancingSampler(loader.sampler.n, loader.sampler.seed, shuffle=True)
+    sampler = UpstreamLoopSampler(loader.sampler.n, loader.sampler.seed, shuffle=shuffle, advance=shuffle)
     return torch.utils.data.DataLoader(loader.dataset, sampler=sampler,
                                        **{k: getattr(loader, k) for k in _LOADER_ATTRIBUTES})
 

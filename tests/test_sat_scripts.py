@@ -154,13 +154,13 @@ def test_sat_loader_factory_routes_registered_and_upstream_types(noise_folder):
 
     from saga_hsmad.data.loader import RepeatedDataset
     from saga_hsmad.patching import originals
-    from saga_hsmad.sat_scripts import EpochAdvancingSampler
+    from saga_hsmad.sat_scripts import UpstreamLoopSampler
 
     args = dict(batch_size=2, sample_size=4096, sample_rate=44100, audio_channels=2, num_workers=0)
     config = {"dataset_type": "audio_folder", "roots": str(noise_folder)}
     assert originals()["create_dataloader_from_config"](config, **args) is None  # upstream's: no loader, no error
     ours = sat_data.create_dataloader_from_config(config, **args)
-    assert isinstance(ours.dataset, RepeatedDataset) and isinstance(ours.sampler, EpochAdvancingSampler)
+    assert isinstance(ours.dataset, RepeatedDataset) and isinstance(ours.sampler, UpstreamLoopSampler)
     epochs = [list(ours.sampler) for _ in range(3)]
     assert sorted(epochs[0]) == list(range(4)) and sorted(epochs[1]) == list(range(4, 8))  # epoch 1: e * n + j
     assert epochs[2][0] >= 8

@@ -56,12 +56,30 @@ def test_band_std_whitens_and_inverts():
     assert torch.allclose(p.decode(p.encode(x)), x, atol=1e-5)
 
 
+def test_compression_is_a_power_law_on_whitened_coefficients_and_inverts():
+    std = [float(v) for v in np.geomspace(1.0, 1e-2, 16)]
+    p = MDCTPretransform(channels=1, hop=16, band_std=std, compression=0.5).double()
+    plain = MDCTPretransform(channels=1, hop=16, band_std=std).double()
+    x = torch.randn(2, 1, 16 * 10, dtype=torch.float64) * torch.logspace(-3, 0, 16 * 10, dtype=torch.float64)
+    u = plain.encode(x)
+    assert torch.allclose(p.encode(x), torch.sign(u) * u.abs().sqrt(), atol=1e-12)
+    assert torch.allclose(p.decode(p.encode(x)), x, atol=1e-5)
+    # a quiet frame 40 dB down sits only 20 dB down in the latent
+    quiet, loud = x.clone(), x.clone()
+    quiet[..., :] = 0.01 * torch.randn(2, 1, 160, dtype=torch.float64)
+    loud[..., :] = torch.randn(2, 1, 160, dtype=torch.float64)
+    ratio = (p.encode(quiet).square().mean() / p.encode(loud).square().mean()).log10() * 10
+    assert abs(float(ratio) + 20) < 1.5
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(hop=33), "even hop"),
     (dict(hop=8, band_std=[1.0] * 15), "list of 16"),
     (dict(hop=8, band_std=[1.0] * 15 + [0.0]), r"band_std\[15\]"),
     (dict(hop=8, band_std=[1.0] * 15 + [float("nan")]), r"band_std\[15\]"),
     (dict(hop=8, scale=0.0), "scale"),
+    (dict(hop=8, compression=0.0), "compression"),
+    (dict(hop=8, compression=1.5), "compression"),
 ])
 def test_bad_configs_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import REPO, load_json
@@ -247,3 +248,33 @@ def test_upstream_demo_callback_fails_on_an_empty_demo_cond(tmp_path, monkeypatc
     with pytest.raises(ValueError, match=r"provided \[\]"):  # the text encoder is handed no prompts
         upstream.on_train_batch_end(trainer, our_wrapper(config), None, batch(config, bare_masks=False), 0)
     assert not list(tmp_path.glob("*.wav"))
+
+
+def test_demo_callback_writes_the_displayed_conditions(tmp_path):
+    """Upstream's display keys: cond_display_configs (audio, raw or pre-encoded) and display_audio_cond write
+    each demo's conditioning audio beside it."""
+    from test_sat_workarounds import batch, our_wrapper, tiny_config
+
+    from saga_hsmad.audio_io import read_audio
+    from saga_hsmad.training.callbacks import DemoCallback
+
+    config = tiny_config()
+    wrapper = our_wrapper(config)
+    reals, metadata = batch(config, bare_masks=False)
+    for i, md in enumerate(metadata):
+        md["audio"] = 0.1 * torch.randn(2, 2048)
+        md["latent"] = wrapper.diffusion.pretransform.encode(md["audio"][None])[0]
+    callback = DemoCallback(tmp_path, demo_every=1, demo_steps=2, display_audio_cond=True,
+                            cond_display_configs=[{"id": "latent", "type": "audio", "config": {"pre_encoded": True}}])
+    paths = callback.write_demos(wrapper, (reals, metadata), step=4)
+    assert sorted(p.name for p in paths) == ["step_0000004_audio_0.wav", "step_0000004_audio_1.wav",
+                                             "step_0000004_cfg_1_0.wav", "step_0000004_cfg_1_1.wav",
+                                             "step_0000004_latent_0.wav", "step_0000004_latent_1.wav"]
+    for i, md in enumerate(metadata):
+        for name in ("audio", "latent"):  # the latent decodes back to the audio it encodes
+            audio, sr = read_audio(tmp_path / f"step_0000004_{name}_{i}.wav")
+            assert sr == 44100 and np.abs(audio - md["audio"].numpy()).max() < 1e-4
+    with pytest.raises(ValueError, match=r"cond_display_configs\[0\].type must be \"audio\""):
+        DemoCallback(cond_display_configs=[{"id": "x", "type": "audio_dict"}])
+    with pytest.raises(TypeError, match=r"cond_display_configs\[1\]"):
+        DemoCallback(cond_display_configs=[{"id": "x", "type": "audio"}, {"type": "audio"}])

@@ -139,6 +139,11 @@ class DemoCallback(pl.Callback):
     ignores ``demo_cond`` (as upstream). ``out_dir`` None writes to ``<trainer.default_root_dir>/demos``
     (stable-audio-tools' train.py, whose root is its ``--save-dir``).
 
+    Conditioning audio is written beside the demos, as ``step_<n>_<id>_<i>.wav``, for each entry
+    ``{"id": ..., "type": "audio", "config": {"pre_encoded": false}}`` of ``cond_display_configs`` (decoded
+    by the pretransform when pre-encoded), e.g. SAGA-SR's ``lr_audio`` input; ``display_audio_cond: true``
+    adds the condition ``audio`` (upstream's keys).
+
     Replaces stable-audio-tools' demo callback, which writes with ``torchaudio.save`` (needs torchcodec
     from torchaudio 2.9 on) into the working directory, crashes on an empty ``demo_cond`` and re-raises any
     error, killing the run. A failing demo here prints its traceback and training goes on.
@@ -146,7 +151,8 @@ class DemoCallback(pl.Callback):
 
     def __init__(self, out_dir: str | Path | None = None, demo_every: int = 2000, num_demos: int | None = None,
                  demo_steps: int = 50, demo_cfg_scales: tp.Sequence[float] = (1.0,), sample_rate: int = 44100,
-                 demo_cond: tp.Sequence[dict] | None = None, demo_cond_from_batch: bool = False):
+                 demo_cond: tp.Sequence[dict] | None = None, demo_cond_from_batch: bool = False,
+                 display_audio_cond: bool = False, cond_display_configs: tp.Sequence[dict] | None = None):
         if demo_cond is not None and not (isinstance(demo_cond, (list, tuple)) or demo_cond == {}):
             raise TypeError(f"training.demo.demo_cond must be a list of metadata dicts, got "
                             f"{type(demo_cond).__name__}")
@@ -154,6 +160,9 @@ class DemoCallback(pl.Callback):
         if bad:
             raise TypeError(f"training.demo.demo_cond[{bad[0]}] must be a metadata dict such as "
                             f'{{"prompt": "...", "seconds_total": 4}}, got {type(demo_cond[bad[0]]).__name__}')
+        self.displayed = display_conditions(cond_display_configs or [])
+        if display_audio_cond and "audio" not in self.displayed:
+            self.displayed["audio"] = False
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.demo_every, self.num_demos, self.demo_steps = demo_every, num_demos, demo_steps
         self.cfg_scales, self.sample_rate = list(demo_cfg_scales), sample_rate
@@ -196,6 +205,7 @@ class DemoCallback(pl.Callback):
         try:
             was_training = model.training
             model.eval()
+            written += self.write_conditions(model, metadata, step, module.device)
             inputs = conditioning_inputs(model, metadata, module.device)
             n = reals.shape[-1] // (model.pretransform.downsampling_ratio if model.pretransform else 1)
             for scale in self.cfg_scales:
@@ -210,6 +220,34 @@ class DemoCallback(pl.Callback):
         finally:
             model.model = online
         return written
+
+    def write_conditions(self, model, metadata: tp.Sequence[dict], step: int, device: torch.device) -> list[Path]:
+        """The displayed conditions' audio of each demo (channels, samples), decoded first when pre-encoded."""
+        from ..audio_io import write_audio
+
+        written = []
+        for cond_id, pre_encoded in self.displayed.items():
+            for i, md in enumerate(metadata):
+                audio = torch.as_tensor(md[cond_id])
+                if pre_encoded:
+                    audio = model.pretransform.decode(audio[None].to(device))[0]
+                path = self.out_dir / f"step_{step:07d}_{cond_id}_{i}.wav"
+                write_audio(path, audio.float().cpu().numpy(), self.sample_rate)
+                written.append(path)
+        return written
+
+
+def display_conditions(configs: tp.Sequence[dict]) -> dict[str, bool]:
+    """``cond_display_configs`` (upstream's key) as condition id → pre-encoded; only ``"audio"`` entries."""
+    shown = {}
+    for i, entry in enumerate(configs):
+        where = f"training.demo.cond_display_configs[{i}]"
+        if not isinstance(entry, dict) or "id" not in entry:
+            raise TypeError(f'{where} must be an object with an "id" (a condition holding audio), got {entry!r}')
+        if entry.get("type") != "audio":
+            raise ValueError(f'{where}.type must be "audio" (the only kind written here), got {entry.get("type")!r}')
+        shown[entry["id"]] = bool(entry.get("config", {}).get("pre_encoded", False))
+    return shown
 
 
 def make_callbacks(model_config: dict, run_dir: Path, checkpoint_every: int, dataset_config: dict | None = None,

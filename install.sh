@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
 # Install saga-hsmad into a virtual environment (default .venv beside this file) with Python 3.11.
-#   bash install.sh            # package, demo renderer and test tools
+#   bash install.sh            # package, demo renderer and test tools (as root with apt-get: also Chromium)
 #   VENV=/path/to/env bash install.sh
 # tinysoundfont (the demo corpus' synthesizer) declares a dependency on pyaudio, which it uses only for
 # live playback and which does not build without PortAudio headers; it is installed without it.
 # basic-pitch likewise, without TensorFlow.
 set -euo pipefail
 cd "$(dirname "$0")"
+# Chromium for the web page's browser test (tests/test_app_server.py), from Debian's packages, driven by the
+# playwright Python package with executable_path (no browser download). Only as root where apt-get exists;
+# elsewhere, or if the install fails, that one test is skipped and says why.
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            chromium fonts-dejavu-core iproute2 >/dev/null) \
+            || echo "install.sh: could not install chromium with apt-get; the browser test will be skipped" >&2
+    else
+        echo "install.sh: chromium not found and apt-get not usable as root; the browser test will be skipped" >&2
+    fi
+fi
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3.11}"
 if [ ! -x "$VENV/bin/python" ]; then

@@ -47,6 +47,7 @@ setup(
         "torchcrepe==0.0.24",
     ],
     extras_require={
-        "test": ["pytest==9.2.0"],
+        # playwright drives Debian's chromium (installed by install.sh) in the web page's browser test
+        "test": ["pytest==9.2.0", "playwright==1.65.2"],
     },
 )

@@ -55,7 +55,9 @@ def server(tmp_path_factory):
     ckpt = make_ckpt(folder, "saga_sr")
     port = free_port()
     log = open(folder / "server.log", "w")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    scratch = folder / "tmp"  # the app's temporary folder goes here, and must be gone after SIGTERM
+    scratch.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "TMPDIR": str(scratch)}
     proc = subprocess.Popen([sys.executable, "-m", "saga_hsmad.app", "--ckpt", str(ckpt), "--port", str(port),
                              "--device", "cpu"], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
@@ -82,6 +84,8 @@ def server(tmp_path_factory):
             proc.kill()
             proc.wait()
         log.close()
+    left = [p.name for p in scratch.glob("saga_hsmad_app_*")]
+    assert not left, f"SIGTERM left the app's temporary folder {left}:\n{(folder / 'server.log').read_text()[-2000:]}"
 
 
 def test_client_upload_run_and_a_corrupt_file(server, tmp_path):

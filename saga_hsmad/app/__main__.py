@@ -46,6 +46,18 @@ def offline_environment(upload_dir: Path) -> None:
 
 
 def main(argv=None) -> int:
+    """Serve until Ctrl-C or SIGTERM, which close the server and remove the temporary folder."""
+    from saga_hsmad.inference.interrupts import EXIT_SIGINT, EXIT_SIGTERM, Terminated, sigterm_raises
+
+    try:
+        with sigterm_raises():
+            return serve(argv)
+    except KeyboardInterrupt as e:  # during start-up; once serving, gradio closes on it and serve returns
+        print("interrupted: the server's temporary files were removed", file=sys.stderr)
+        return EXIT_SIGTERM if isinstance(e, Terminated) else EXIT_SIGINT
+
+
+def serve(argv=None) -> int:
     args = build_parser().parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="saga_hsmad_app_"))
     offline_environment(root / "uploads")

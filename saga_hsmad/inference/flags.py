@@ -59,7 +59,13 @@ rolloff = bounded(float, 0.0, 1.0, high_open=True)
 
 class OneLineParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line, ``ERROR: <message>``, instead of the full usage (which
-    for ``sample.py`` lists every mode's flags); exit status 2 as argparse's."""
+    for ``sample.py`` lists every mode's flags); exit status 2 as argparse's. Flags must be spelled out
+    (``allow_abbrev`` False: ``--cfg`` is not taken for ``--cfg-text``, and adding a flag never changes what an
+    abbreviation meant)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> tp.NoReturn:
         print(f"ERROR: {message} (see {self.prog} --help)", file=sys.stderr)

@@ -70,3 +70,15 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> tp.NoReturn:
         print(f"ERROR: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
+
+
+def given_options(argv: tp.Sequence[str]) -> list[str]:
+    """The ``--flags`` a command line spells out (``--flag value`` or ``--flag=value``), up to a ``--``; with
+    abbreviations off, each is the exact option string of one argument."""
+    found = []
+    for token in argv:
+        if token == "--":
+            break
+        if token.startswith("--"):
+            found.append(token.split("=", 1)[0])
+    return found

@@ -154,6 +154,21 @@ def test_guidance_is_eq4_in_one_batched_forward(s_a, s_t):
     assert stub.model.calls == [3 * b] * steps
 
 
+def test_guidance_without_a_caption_is_two_branches_and_ignores_s_t():
+    """No caption: text is null in every branch, so eq. 4 loses u(z_l, c): u = u(∅,∅) + s_a[u(z_l,∅) − u(∅,∅)]."""
+    from saga_hsmad.inference.generate import generate_latents
+    from saga_hsmad.inference.guidance import saga_sr_guidance
+
+    guidance = saga_sr_guidance(1.4, 1.2, text=False)
+    assert guidance.branches == (frozenset({"lr_latent", "text"}), frozenset({"text"}))
+    assert guidance == saga_sr_guidance(1.4, 0.0, text=False)  # s_t has no effect
+    stub = StubWrapper(BranchStub())
+    out = generate_latents(stub, {}, (1, 4, 5), torch.tensor([1.0, 0.0]), guidance=guidance, noise=torch.zeros(1, 4, 5))
+    A, B = BranchStub.A, BranchStub.B
+    assert torch.allclose(out, torch.full((1, 4, 5), -(A + 1.4 * (B - A))), atol=1e-5)
+    assert stub.model.calls == [2]
+
+
 def test_sr_sampling_runs_one_forward_of_3b_per_step(tiny_model, monkeypatch):
     model, config = tiny_model
     backbone = model.model
@@ -336,13 +351,74 @@ def test_existing_outputs_are_kept_without_overwrite(tiny_ckpt, tmp_path, capsys
     assert sf.info(out / "a.wav").frames == round(0.3 * SR)
 
 
-def test_missing_caption_is_an_error_before_any_file(tiny_ckpt, tmp_path, capsys):
+def test_no_caption_samples_with_the_null_text_condition_and_says_so(tmp_path, capsys):
+    """Without a caption sample.py runs (it used to stop), prints that no caption was given and that s_t is unused,
+    and gives what a caption with s_t = 0 gives (the same two branches); with s_t = 1.2 the caption matters. The
+    weights are perturbed: at init the zero-initialised branches of the tiny model do not listen to the text."""
+    from saga_hsmad.checkpoints import save_inference_checkpoint
+
+    model = build_tiny()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    ckpt = tmp_path / "perturbed.safetensors"
+    save_inference_checkpoint(ckpt, model.state_dict(), tiny_config(), ema=False)
     write(tmp_path / "in" / "a.wav", noise(0.3, 16000, 1), 16000)
-    rc = sample_main(["--ckpt", str(tiny_ckpt), "--output", str(tmp_path / "out"), "--input",
-                      str(tmp_path / "in"), "--steps", "2", "--device", "cpu"])
-    assert rc == 2
-    assert "--caption" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+    def run(name, *extra):
+        assert sample_main(["--ckpt", str(ckpt), "--input", str(tmp_path / "in"), "--output", str(tmp_path / name),
+                            "--steps", "2", "--device", "cpu", *extra]) == 0
+        return sf.read(tmp_path / name / "a.wav")[0]
+
+    none = run("none")
+    out = capsys.readouterr().out
+    assert "s_t unused" in out and "captions: no caption given: the null text condition" in out, out
+    np.testing.assert_allclose(none, run("zero", "--caption", "a busy street", "--cfg-text", "0"), atol=1e-6)
+    assert "s_t 0.0" in capsys.readouterr().out
+    assert np.abs(none - run("text", "--caption", "a busy street")).max() > 1e-4
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "model_configs" / "saga_sr").glob("*.json")), ids=lambda p: p.stem)
+def test_every_shipped_sr_config_samples_without_a_caption(path):
+    """The README's SAGA-SR example once stopped on every shipped config for want of --caption. The paper-size
+    configs need pretrained weights to be built, so their caption source is checked on a stand-in model with
+    their conditioners; the tiny ones also upsample a clip."""
+    from types import SimpleNamespace
+
+    import saga_hsmad
+    from saga_hsmad.inference.super_resolution import FixedCaption, NullText, SROptions, SuperResolver
+    from saga_hsmad.inference.super_resolution import make_caption_source
+
+    config = json.loads(path.read_text())
+    ids = {c["id"] for c in config["model"]["conditioning"]["configs"]}
+    stand_in = SimpleNamespace(conditioner=SimpleNamespace(conditioners=ids))
+    source = make_caption_source(stand_in, config)
+    assert isinstance(source, NullText) if "prompt" in ids else source == FixedCaption("", source.description)
+    if path.stem.startswith("tiny"):
+        torch.manual_seed(0)
+        model = saga_hsmad.create_model_from_config(config).eval().requires_grad_(False)
+        r = SuperResolver(model, config, SROptions(steps=1, target_rolloff=0.5), make_caption_source(model, config),
+                          progress=False)
+        out, _ = r.super_resolve_array(noise(0.3, 16000, 2), 16000)
+        assert np.isfinite(out).all() and out.shape == (2, round(0.3 * SR))
+
+
+def test_null_text_branches_null_the_text_in_the_model(tiny_model, monkeypatch):
+    """The resolver without a caption runs 2·b items per step, the text null in both branches."""
+    from saga_hsmad.inference.super_resolution import NullText, SROptions, SuperResolver
+
+    model, config = tiny_model
+    seen = []
+    original = model.model.forward
+
+    def recording(x, t, **kwargs):
+        seen.append({k: v.tolist() for k, v in kwargs["null_conditions"].items()})
+        return original(x, t, **kwargs)
+
+    monkeypatch.setattr(model.model, "forward", recording)
+    r = SuperResolver(model, config, SROptions(steps=1, target_rolloff=0.5), NullText(), progress=False)
+    r.super_resolve_array(noise(0.3, 16000, 2), 16000)
+    assert seen == [{"lr_latent": [True, False], "text": [True, True]}]
 
 
 def test_caption_store_and_list_inputs(tiny_ckpt, tmp_path):

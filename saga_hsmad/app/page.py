@@ -65,7 +65,7 @@ def _sr_tab(entries: list[LoadedModel], workspace: Workspace, average_power: np.
                              "(any rate 4-48 kHz, mono or stereo)", elem_id="sr-input")
             mode = gr.Radio(list(SR_MODES), value=SR_MODES[0], label="mode", elem_id="sr-mode")
             cutoff = gr.Number(4000, label="evaluate: band-limit the reference at (Hz)", minimum=2000, maximum=20000)
-            caption = gr.Textbox(label="caption", placeholder="what the audio is (empty: none, if the model allows)")
+            caption = gr.Textbox(label="caption", placeholder="what the audio is (empty: no text condition, s_t unused)")
             target = gr.Slider(0.0, 0.99, value=first.sampling.get("target_rolloff", 0.8), step=0.01,
                                label="target roll-off f_h (fraction of 22.05 kHz)")
             with gr.Row():

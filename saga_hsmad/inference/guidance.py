@@ -42,12 +42,17 @@ class Guidance:
         return masks
 
 
-def saga_sr_guidance(cfg_acoustic: float, cfg_text: float) -> Guidance:
+def saga_sr_guidance(cfg_acoustic: float, cfg_text: float, text: bool = True) -> Guidance:
     """SAGA-SR eq. 4 with s_a = ``cfg_acoustic`` (LR latent) and s_t = ``cfg_text``.
 
     u = (1 − s_a)·u(∅,∅) + (s_a − s_t)·u(z_l,∅) + s_t·u(z_l,c); ∅ for text also removes the roll-off
     cross-attention tokens (the whole cross-attention sequence), the prepended roll-off token stays.
+    Without a caption (``text`` False) the text is null in every branch, u(z_l,c) becomes u(z_l,∅) and
+    the formula u = (1 − s_a)·u(∅,∅) + s_a·u(z_l,∅) needs two branches; s_t has no effect.
     """
+    if not text:
+        return Guidance(branches=(frozenset({"lr_latent", "text"}), frozenset({"text"})),
+                        weights=(1.0 - cfg_acoustic, cfg_acoustic))
     return Guidance(
         branches=(frozenset({"lr_latent", "text"}), frozenset({"text"}), frozenset()),
         weights=(1.0 - cfg_acoustic, cfg_acoustic - cfg_text, cfg_text),

@@ -14,7 +14,8 @@ the model rate (44.1 kHz) with the input's channel count:
    measured on this LR window, never asked for), ``rolloff_target`` (f_h, the user's target roll-off),
    ``padding_mask`` — goes through ``generate.conditioning_inputs``, the same call the training step makes;
 4. Euler sampling on the linear-quadratic schedule (``schedules.linear_quadratic_schedule``) with the
-   three-branch guidance of eq. 4 (``guidance.saga_sr_guidance``) in ONE batched forward per step;
+   three-branch guidance of eq. 4 (``guidance.saga_sr_guidance``; two branches without a caption) in ONE batched
+   forward per step;
    noise is drawn per window from (seed, window index), so output does not depend on ``--batch-windows``;
 5. decoding, then low-frequency replacement against the LR window (``dsp.lfr``; ``--no-lfr`` turns it off);
 6. windows are joined by ``windowing.OverlapAdd``'s crossfade in a one-window buffer that streams finished
@@ -28,15 +29,17 @@ silence in gives silence out. Outputs are written atomically (a temporary file r
 failure or an interrupt never leaves a partial file; existing outputs are kept unless ``--overwrite``.
 PCM outputs go through ``audio_io.OutputLimiter`` (a soft limiter above -1 dBFS instead of hard clipping;
 a file whose samples would have clipped gets a ``WARNING <output>: <count>`` line). A bad file (unreadable,
-truncated or damaged, empty, NaN samples, rate outside 4–48 kHz, more than two channels, missing caption)
-or a model output with NaN or Inf samples prints one ``ERROR <file>: <reason>`` line and writes nothing,
-the other files are still processed, and the exit status is 1 when any file failed.
+truncated or damaged, empty, NaN samples, rate outside 4–48 kHz, more than two channels, no caption for it in
+``--caption-store``) or a model output with NaN or Inf samples prints one ``ERROR <file>: <reason>`` line and
+writes nothing, the other files are still processed, and the exit status is 1 when any file failed.
 
 Text condition per window, first that applies: ``--caption``; the caption store ``--caption-store`` (JSON/CSV,
 or ``sidecar`` for ``<stem>.txt``/``.json`` files next to the inputs; ``data.captions``; time ranges are matched
 to the window); Qwen2-Audio on the LR window (``--captioner-dir``,
 ``cli.caption``); ``""`` if the model has no text conditioner or its config sets
-``sampling.allow_empty_captions``; otherwise an error before any file is touched.
+``sampling.allow_empty_captions``; otherwise the null text condition (``NullText``): the state the text dropout
+of training teaches (``cond_dropout["text"]`` of ``dit_concat``, 0.1 by default), i.e. the model without a
+caption, and ``--cfg-text`` has no effect.
 
 Target roll-off: ``--target-rolloff``, else ``model_config["sampling"]["target_rolloff"]`` (stored with the
 model: the median f_h of its training data), else ``FALLBACK_TARGET_ROLLOFF`` = 0.8 (the value in the paper's
@@ -96,6 +99,20 @@ class FixedCaption:
         return [self.text] * len(windows)
 
 
+@dataclasses.dataclass
+class NullText:
+    """No caption: every guidance branch nulls the text condition, as the training's text dropout does, so the
+    guided velocity is u(∅,∅) + s_a[u(z_l,∅) − u(∅,∅)] and ``--cfg-text`` has no effect. As in training, ∅ for
+    text zeroes the whole cross-attention sequence, the two roll-off tokens with it; the roll-off still reaches
+    the model through the global conditioning (``models.dit_concat``)."""
+
+    description: str = ("no caption given: the null text condition in every guidance branch, so --cfg-text has no "
+                        "effect (give --caption, --caption-store or --captioner-dir to condition on text)")
+
+    def __call__(self, path, windows):
+        return [""] * len(windows)  # the prompt conditioner still needs a string; its output is nulled
+
+
 class StoreCaption:
     """Per-window captions from a caption store (``data.captions.CaptionStore``); time ranges are matched
     to the window's span in the input."""
@@ -147,9 +164,7 @@ def make_caption_source(model, model_config: dict, caption: str | None = None, c
         return FixedCaption("", "none (the model has no text conditioner)")
     if model_config.get("sampling", {}).get("allow_empty_captions", False):
         return FixedCaption("", "empty (sampling.allow_empty_captions in the model config)")
-    raise ValueError("this model is text-conditioned: give --caption TEXT, --caption-store FILE (python -m "
-                     "saga_hsmad.cli.caption), or --captioner-dir DIR (a local Qwen2-Audio-7B); or set "
-                     "sampling.allow_empty_captions: true in the model config to run with empty captions")
+    return NullText()
 
 
 # -- settings ---------------------------------------------------------------------------------------------
@@ -264,7 +279,8 @@ class SuperResolver:
         if not 0.0 <= options.target_rolloff < 1.0:
             raise ValueError(f"target roll-off {options.target_rolloff} must lie in [0, 1)")
         self.timesteps = linear_quadratic_schedule(options.steps, options.reference_steps)
-        self.guidance: Guidance = saga_sr_guidance(options.cfg_acoustic, options.cfg_text)
+        self.guidance: Guidance = saga_sr_guidance(options.cfg_acoustic, options.cfg_text,
+                                                   text=not isinstance(captions, NullText))
         self.device = next(model.parameters()).device
 
     # -- one batch of windows --------------------------------------------------------------------------
@@ -530,12 +546,14 @@ def add_guidance_arguments(group) -> None:
     add_argument_once(group, "--cfg-acoustic", type=flags.guidance, default=1.4,
                       help="s_a, guidance on the LR latent (paper eq. 4; default 1.4)")
     add_argument_once(group, "--cfg-text", type=flags.guidance, default=1.2,
-                      help="s_t, guidance on the caption (paper eq. 4; default 1.2)")
+                      help="s_t, guidance on the caption (paper eq. 4; default 1.2; no effect without a caption)")
     add_argument_once(group, "--reference-steps", type=flags.reference_steps, default=1000,
                       help="reference length of the linear half of the linear-quadratic schedule (1000)")
     add_argument_once(group, "--target-rolloff", type=flags.rolloff, default=None,
                       help="normalised target roll-off f_h in [0, 1) (default: the value stored with the model)")
-    add_argument_once(group, "--caption", default=None, help="caption used for every window")
+    add_argument_once(group, "--caption", default=None,
+                      help="caption used for every window (none of --caption, --caption-store, --captioner-dir: "
+                           "the null text condition)")
     add_argument_once(group, "--caption-store", default=None,
                       help="caption store looked up per file and window: a JSON/CSV file (python -m "
                            "saga_hsmad.cli.caption) or 'sidecar' (<stem>.txt / <stem>.json next to each input)")
@@ -598,7 +616,8 @@ class SuperResolutionMode:
             print(f"ERROR: {e}", file=sys.stderr)
             return 2
         print(f"super-resolution: {options.steps} Euler steps (linear-quadratic, reference {options.reference_steps}), "
-              f"s_a {options.cfg_acoustic}, s_t {options.cfg_text}, target roll-off {options.target_rolloff:.3f} "
+              f"s_a {options.cfg_acoustic}, s_t {'unused' if isinstance(captions, NullText) else options.cfg_text}, "
+              f"target roll-off {options.target_rolloff:.3f} "
               f"({source}), captions: {captions.description}, LFR {'on' if options.lfr else 'off'}, window "
               f"{resolver.window} samples ({resolver.window / resolver.sample_rate:.3f} s), overlap "
               f"{resolver.overlap} samples, {options.crossfade} crossfade, seed {options.seed}")

@@ -34,6 +34,9 @@ def build_parser(modes) -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Run ``sample.py``; Ctrl-C or SIGTERM end it with one line, no partial file and status 130 or 143."""
+    from saga_hsmad.quiet import silence_third_party_noise
+
+    silence_third_party_noise()  # before the imports that print them
     from saga_hsmad.inference.interrupts import interrupted, sigterm_raises
 
     try:

@@ -58,6 +58,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     """Run train.py; a bad input file or config is one ``ERROR`` line and status 1."""
+    from saga_hsmad.quiet import silence_third_party_noise
+
+    silence_third_party_noise()  # before the imports that print them
     from saga_hsmad.checkpoints import CheckpointError
     from saga_hsmad.config_check import ConfigError
     from saga_hsmad.data.scan import UnreadableFilesError

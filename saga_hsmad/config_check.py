@@ -761,6 +761,9 @@ def describe() -> str:
 
 
 def main(argv=None) -> int:
+    from .quiet import silence_third_party_noise
+
+    silence_third_party_noise()  # before the imports that print them
     parser = argparse.ArgumentParser(description="Validate configs or describe the registered types.")
     parser.add_argument("configs", nargs="*", help="model or dataset JSON files (kind detected from the keys)")
     parser.add_argument("--describe", action="store_true", help="list every registered type's keys and defaults")

@@ -38,6 +38,9 @@ def run(*args: str) -> None:
 
 
 def main(argv=None) -> int:
+    from .quiet import silence_third_party_noise
+
+    silence_third_party_noise()  # before the imports that print them
     task = argparse.ArgumentParser(add_help=False)
     task.add_argument("--task", choices=["sr", "midi"], default="sr",
                       help="sr: SAGA-SR super-resolution (default); midi: HS-MAD MIDI-to-audio (saga_hsmad.demo_midi)")

@@ -102,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
+    from .quiet import silence_third_party_noise
+
+    silence_third_party_noise()  # before the imports that print them
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     return run(parser.parse_args(argv))

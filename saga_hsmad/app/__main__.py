@@ -47,6 +47,9 @@ def offline_environment(upload_dir: Path) -> None:
 
 def main(argv=None) -> int:
     """Serve until Ctrl-C or SIGTERM, which close the server and remove the temporary folder."""
+    from saga_hsmad.quiet import silence_third_party_noise
+
+    silence_third_party_noise()  # before the imports that print them
     from saga_hsmad.inference.interrupts import EXIT_SIGINT, EXIT_SIGTERM, Terminated, sigterm_raises
 
     try:

@@ -201,6 +201,9 @@ def parse_args(argv: tp.Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: tp.Sequence[str] | None = None) -> int:
+    from ..quiet import silence_third_party_noise
+
+    silence_third_party_noise()  # before the imports that print them
     args = parse_args(argv)
     captioner = Qwen2AudioCaptioner(args.model_dir, device=args.device, dtype=args.dtype,
                                     max_new_tokens=args.max_new_tokens)

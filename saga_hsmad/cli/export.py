@@ -33,6 +33,9 @@ def export(ckpt: str, output: str, use_ema: bool = True, model_config: dict | No
 
 
 def main(argv=None) -> int:
+    from ..quiet import silence_third_party_noise
+
+    silence_third_party_noise()  # before the imports that print them
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", required=True)
     parser.add_argument("--output", required=True, help="the exported model, NAME.safetensors")

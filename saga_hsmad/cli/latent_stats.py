@@ -81,6 +81,9 @@ def with_band_std(model_config: dict, level: np.ndarray, floor: float) -> dict:
 
 
 def main(argv: tp.Sequence[str] | None = None) -> int:
+    from ..quiet import silence_third_party_noise
+
+    silence_third_party_noise()  # before the imports that print them
     p = argparse.ArgumentParser(prog="python -m saga_hsmad.cli.latent_stats", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model-config", required=True)

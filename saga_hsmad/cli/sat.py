@@ -24,6 +24,9 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``argv[0]`` with the rest as its arguments; its exit status (0 when it returns)."""
+    from ..quiet import silence_third_party_noise
+
+    silence_third_party_noise()  # before the imports that print them
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)

@@ -52,6 +52,9 @@ def write_target_rolloff(model_config_path: str | Path, summary: dict[str, float
 
 
 def main(argv: tp.Sequence[str] | None = None) -> int:
+    from ..quiet import silence_third_party_noise
+
+    silence_third_party_noise()  # before the imports that print them
     p = argparse.ArgumentParser(prog="python -m saga_hsmad.cli.target_rolloff", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset-config", required=True, help="the training dataset config (super_resolution)")
     p.add_argument("--model-config", required=True, help="the model config (sample size and rate; written with --write)")

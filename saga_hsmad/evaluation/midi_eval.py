@@ -399,6 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from ..quiet import silence_third_party_noise
+
+    silence_third_party_noise()  # before the imports that print them
     args = build_parser().parse_args(argv)
     try:
         transcriber = make_transcriber(args.transcriber)

@@ -254,6 +254,9 @@ def markdown_report(settings: dict, table: list[dict], rows: list[Row], fd_note:
 
 
 def main(argv: tp.Sequence[str] | None = None) -> int:
+    from ..quiet import silence_third_party_noise
+
+    silence_third_party_noise()  # before the imports that print them
     args = parse_args(argv)
     import torch
     from tqdm import tqdm

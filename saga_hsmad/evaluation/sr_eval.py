@@ -52,6 +52,7 @@ class Row:
     lsd_hf: float
     rolloff: float  # measured normalised roll-off of this signal
     seconds: float
+    target_rolloff: float | None = None  # the target f_h the model was given (mean over windows); None for baselines
 
 
 def parse_args(argv: tp.Sequence[str] | None = None) -> argparse.Namespace:
@@ -220,8 +221,8 @@ def markdown_report(settings: dict, table: list[dict], rows: list[Row], fd_note:
                 f"{e['lsd_hf']:.3f} | {e['lsd_std']:.3f} | {e['lsd_hf_std']:.3f} | {e['rolloff']:.3f} |")
         lines.append(line + (f" {e['fd_openl3']:.2f} |" if has_fd else ""))
     lines += ["", f"OpenL3 FD: {fd_note}", "", "## Per clip", "",
-              "| clip | cutoff (Hz) | LSD LR | LSD-HF LR | LSD-HF noise fill | LSD SR | LSD-HF SR | roll-off SR |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| clip | cutoff (Hz) | LSD LR | LSD-HF LR | LSD-HF noise fill | LSD SR | LSD-HF SR | roll-off SR | "
+              "target f_h given |", "|---|---|---|---|---|---|---|---|---|"]
     by_key: dict[tuple[str, float], dict[str, Row]] = {}
     for r in rows:
         by_key.setdefault((r.clip, r.cutoff_hz), {})[r.system] = r
@@ -231,7 +232,8 @@ def markdown_report(settings: dict, table: list[dict], rows: list[Row], fd_note:
             continue
         fill = f"{systems['noise_fill'].lsd_hf:.3f}" if "noise_fill" in systems else "n/a"
         lines.append(f"| {clip} | {cutoff:.0f} | {lr.lsd:.3f} | {lr.lsd_hf:.3f} | {fill} | {sr.lsd:.3f} | "
-                     f"{sr.lsd_hf:.3f} | {sr.rolloff:.3f} |")
+                     f"{sr.lsd_hf:.3f} | {sr.rolloff:.3f} | "
+                     f"{'n/a' if sr.target_rolloff is None else f'{sr.target_rolloff:.3f}'} |")
     if sweep is not None:
         lines += ["", "## Target roll-off sweep", "",
                   f"Cutoff {sweep['cutoff_hz']:.0f} Hz; requested target f_h vs measured roll-off of the output. "
@@ -265,7 +267,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     from ..audio_io import write_audio
     from ..checkpoints import load_model
     from ..dsp.lowpass import test_protocol_lowres
-    from ..inference.super_resolution import SuperResolver, make_caption_source, options_from_args
+    from ..inference.super_resolution import SuperResolver, describe_target, make_caption_source, options_from_args
     from .baselines import REFERENCE_BAND
     from .openl3_fd import frechet_distance, gaussian_stats, load_openl3
     from .sr_plots import plot_rolloff_sweep, plot_spectrograms
@@ -337,7 +339,8 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
             embeddings.setdefault("reference", []).append(embedder(hr, SAMPLE_RATE))
         for cutoff in args.cutoffs:
             lr = test_protocol_lowres(hr, SAMPLE_RATE, cutoff)
-            sr_out, _ = resolver.super_resolve_array(lr, SAMPLE_RATE, path=path)
+            sr_out, sr_report = resolver.super_resolve_array(lr, SAMPLE_RATE, path=path)
+            given = float(np.mean(sr_report.rolloff_target)) if sr_report.rolloff_target else None
             systems = [("lr_input", lr), ("saga_sr", sr_out)]
             if average_power is not None:
                 from .baselines import noise_fill
@@ -345,7 +348,8 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
                 systems.insert(1, ("noise_fill", noise_fill(lr, cutoff, average_power, SAMPLE_RATE, seed=args.seed)))
             for system, est in systems:
                 l, l_hf, rolloff = measure(hr, est, cutoff)
-                rows.append(Row(name, str(path), cutoff, system, l, l_hf, rolloff, seconds))
+                rows.append(Row(name, str(path), cutoff, system, l, l_hf, rolloff, seconds,
+                                given if system == "saga_sr" else None))
                 if embedder is not None:
                     embeddings.setdefault((cutoff, system), []).append(embedder(est, SAMPLE_RATE))
             if evaluated <= args.sweep_clips:
@@ -410,7 +414,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
         "cutoffs (Hz)": ", ".join(f"{c:.0f}" for c in args.cutoffs),
         "sampler": f"Euler, {options.steps} steps, linear-quadratic (reference {options.reference_steps})",
         "guidance": f"s_a {options.cfg_acoustic}, s_t {options.cfg_text} (eq. 4, one batched forward per step)",
-        "target roll-off": f"{options.target_rolloff:.3f} ({rolloff_source})",
+        "target roll-off": describe_target(options, rolloff_source),
         "captions": captions.description,
         "LFR": "on" if options.lfr else "off",
         "windows": f"{resolver.window} samples, overlap {resolver.overlap}, {options.crossfade} crossfade",

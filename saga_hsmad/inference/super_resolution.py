@@ -41,9 +41,11 @@ to the window); Qwen2-Audio on the LR window (``--captioner-dir``,
 of training teaches (``cond_dropout["text"]`` of ``dit_concat``, 0.1 by default), i.e. the model without a
 caption, and ``--cfg-text`` has no effect.
 
-Target roll-off: ``--target-rolloff``, else ``model_config["sampling"]["target_rolloff"]`` (stored with the
-model: the median f_h of its training data), else ``FALLBACK_TARGET_ROLLOFF`` = 0.8 (the value in the paper's
-Fig. 1) with a warning.
+Target roll-off: ``--target-rolloff``, else, per window, the predictor stored as
+``model_config["sampling"]["target_rolloff_predictor"]`` (``rolloff_predictor``: from the LR window alone; off
+with ``--no-rolloff-predictor``), else ``model_config["sampling"]["target_rolloff"]`` (stored with the model: the
+median f_h of its training data), else ``FALLBACK_TARGET_ROLLOFF`` = 0.8 (the value in the paper's Fig. 1) with
+a warning.
 """
 from __future__ import annotations
 
@@ -67,6 +69,7 @@ from .generate import NonFiniteOutput, conditioning_inputs, decode, generate_lat
 from .guidance import Guidance, saga_sr_guidance
 from .interrupts import remove_stale_partials
 from .modes import diffusion_type
+from .rolloff_predictor import RolloffPredictor
 from .schedules import linear_quadratic_schedule
 from .streaming import (READ_BLOCK, ResampledStream, StreamingOverlapAdd, array_blocks, file_blocks,
                         resampled_length)
@@ -207,6 +210,7 @@ class SROptions:
     batch_windows: int = 1
     seed: int = 0
     process_full_band: bool = False
+    rolloff_predictor: RolloffPredictor | None = None  # per-window target when none is given explicitly
 
 
 def window_seed(seed: int, index: int) -> int:
@@ -223,6 +227,7 @@ class Report:
     full_band: bool = False
     high_band_db: float | None = None  # power above 19 kHz relative to the total (full-band check)
     rolloff_in: list[float] = dataclasses.field(default_factory=list)
+    rolloff_target: list[float] = dataclasses.field(default_factory=list)  # the target f_h each window was given
     silent_windows: int = 0  # windows below SILENCE_DBFS, passed through
     clipping: str | None = None  # OutputLimiter.report() of the written file
     elapsed: float = 0.0
@@ -235,8 +240,12 @@ class Report:
             return f"{self.seconds:.2f} s of silence (below {SILENCE_DBFS:g} dBFS): passed through as silence"
         f_l = float(np.mean(self.rolloff_in))
         silent = f", {self.silent_windows} silent one(s) passed through" if self.silent_windows else ""
+        target = ""
+        if self.rolloff_target:
+            target = f", target f_h {float(np.mean(self.rolloff_target)):.3f}" + (
+                " (mean over windows)" if len(self.rolloff_target) > 1 else "")
         return (f"{self.seconds:.2f} s, {self.windows} window(s){silent}, input roll-off f_l {f_l:.3f} "
-                f"(~{rolloff_to_hz(f_l) / 1000:.1f} kHz), {self.elapsed:.1f} s")
+                f"(~{rolloff_to_hz(f_l) / 1000:.1f} kHz){target}, {self.elapsed:.1f} s")
 
 
 class SuperResolver:
@@ -317,9 +326,9 @@ class SuperResolver:
         """
         b, c, n = lr.shape
         assert n == self.window, f"LR windows must be {self.window} samples, got {n}"
-        target = self.options.target_rolloff if target_rolloff is None else float(target_rolloff)
+        targets = [self.target_for(lr[i, :, :valid[i]], target_rolloff) for i in range(b)]
         lr_model = self.model_channels_of(lr)
-        metadata = [self.window_metadata(lr_model[i], valid[i], captions[i], target) for i in range(b)]
+        metadata = [self.window_metadata(lr_model[i], valid[i], captions[i], targets[i]) for i in range(b)]
         inputs = conditioning_inputs(self.model, metadata, self.device)
         noise = torch.stack([
             torch.randn((self.model.io_channels, self.latent_frames),
@@ -334,7 +343,16 @@ class SuperResolver:
             audio = audio.mean(dim=1, keepdim=True)
         if self.options.lfr:
             audio = low_frequency_replacement(audio, lr, channels=self.options.lfr_channels)
-        return audio, [md["rolloff_in"] for md in metadata]
+        return audio, [md["rolloff_in"] for md in metadata], targets
+
+    def target_for(self, lr: torch.Tensor, target_rolloff: float | None) -> float:
+        """The target roll-off of one LR window (c, valid samples): ``target_rolloff`` when given, else the
+        predictor's answer for this window when there is one, else ``options.target_rolloff``."""
+        if target_rolloff is not None:
+            return float(target_rolloff)
+        if self.options.rolloff_predictor is not None:
+            return self.options.rolloff_predictor(lr, self.sample_rate)
+        return self.options.target_rolloff
 
     # -- whole signals ---------------------------------------------------------------------------------
     def process_stream(self, blocks: tp.Iterable[np.ndarray], sr_in: int, channels: int, frames: int,
@@ -367,10 +385,11 @@ class SuperResolver:
                 spans = [(starts[batch[j]] / self.sample_rate, (starts[batch[j]] + valid[j]) / self.sample_rate,
                           lr[j, :, :valid[j]]) for j in active]
                 captions = self.captions(path, spans)
-                sampled, rolloffs = self.run_windows(lr[active], [valid[j] for j in active],
-                                                     [batch[j] for j in active], captions, target_rolloff)
+                sampled, rolloffs, targets = self.run_windows(lr[active], [valid[j] for j in active],
+                                                              [batch[j] for j in active], captions, target_rolloff)
                 out[active] = sampled
                 report.rolloff_in += rolloffs
+                report.rolloff_target += targets
             for j, i in enumerate(batch):
                 ola.add(starts[i], out[j])
             bar.update(len(batch))
@@ -572,11 +591,34 @@ def add_guidance_arguments(group) -> None:
     add_argument_once(group, "--window", type=flags.window, default=None,
                       help="window length in samples at 44.1 kHz (default: the model's sample_size, "
                            "262144 = 5.944 s for the paper config)")
+    add_argument_once(group, "--no-rolloff-predictor", action="store_true",
+                      help="use the one stored target roll-off even when the model config stores a per-window "
+                           "predictor (sampling.target_rolloff_predictor)")
+
+
+def resolve_rolloff_predictor(model_config: dict, requested: float | None,
+                              disabled: bool = False) -> RolloffPredictor | None:
+    """The stored per-window predictor of the target roll-off, unless a target is given or it is disabled."""
+    stored = model_config.get("sampling", {}).get("target_rolloff_predictor")
+    if requested is not None or disabled or stored is None:
+        return None
+    return RolloffPredictor.from_config(stored, "model config sampling.target_rolloff_predictor")
+
+
+def describe_target(options: SROptions, source: str) -> str:
+    """How the target roll-off is chosen, for the run's first line and reports."""
+    predictor = options.rolloff_predictor
+    if predictor is None:
+        return f"{options.target_rolloff:.3f} ({source})"
+    return (f"predicted per window from the LR input (sampling.target_rolloff_predictor: {predictor.k}-nearest "
+            f"neighbours among {len(predictor.targets)} training windows; {predictor.source})")
 
 
 def options_from_args(args, model_config: dict) -> tuple[SROptions, str]:
     target, source = resolve_target_rolloff(model_config, getattr(args, "target_rolloff", None))
-    options = SROptions(steps=args.steps or 100, reference_steps=args.reference_steps,
+    predictor = resolve_rolloff_predictor(model_config, getattr(args, "target_rolloff", None),
+                                          getattr(args, "no_rolloff_predictor", False))
+    options = SROptions(rolloff_predictor=predictor, steps=args.steps or 100, reference_steps=args.reference_steps,
                         cfg_acoustic=args.cfg_acoustic, cfg_text=args.cfg_text, target_rolloff=target,
                         lfr=not args.no_lfr, lfr_channels=args.lfr_channels, window=args.window,
                         overlap_seconds=args.overlap,
@@ -617,8 +659,8 @@ class SuperResolutionMode:
             return 2
         print(f"super-resolution: {options.steps} Euler steps (linear-quadratic, reference {options.reference_steps}), "
               f"s_a {options.cfg_acoustic}, s_t {'unused' if isinstance(captions, NullText) else options.cfg_text}, "
-              f"target roll-off {options.target_rolloff:.3f} "
-              f"({source}), captions: {captions.description}, LFR {'on' if options.lfr else 'off'}, window "
+              f"target roll-off {describe_target(options, source)}, "
+              f"captions: {captions.description}, LFR {'on' if options.lfr else 'off'}, window "
               f"{resolver.window} samples ({resolver.window / resolver.sample_rate:.3f} s), overlap "
               f"{resolver.overlap} samples, {options.crossfade} crossfade, seed {options.seed}")
         jobs, errors = collect_inputs(specs)

@@ -26,6 +26,7 @@ import json
 import os
 import pickle
 import re
+import sys
 import tempfile
 import typing as tp
 import warnings
@@ -293,4 +294,7 @@ def load_model(path: str | os.PathLike, model_config: dict | None = None, use_em
         raise CheckpointError(f"{path}: does not fit its model config: missing {missing[:8]}, "
                               f"unexpected {unexpected[:8]}")
     info = {"kind": kind, "ema": used_ema if kind == "training" else exported_ema}
+    if not use_ema and kind != "training" and exported_ema:
+        print(f"WARNING {path}: an export holds one set of weights, here the EMA ones, so --no-ema has no effect; "
+              "use the training checkpoint (RUN/checkpoints/*.ckpt) for the online weights", file=sys.stderr)
     return model.to(device).eval().requires_grad_(False), config, info

@@ -251,6 +251,18 @@ def test_inference_files_written_before_safetensors_still_load(tmp_path):
     assert info == {"kind": "inference", "ema": True}
 
 
+def test_no_ema_on_an_export_of_ema_weights_says_it_has_no_effect(tmp_path, capsys):
+    config = tiny_model_config()
+    model = saga_hsmad.create_model_from_config(config)
+    save_inference_checkpoint(tmp_path / "ema.ckpt", model.state_dict(), config, ema=True)
+    save_inference_checkpoint(tmp_path / "online.ckpt", model.state_dict(), config, ema=False)
+    load_model(tmp_path / "ema.ckpt", use_ema=False)
+    assert "--no-ema has no effect" in capsys.readouterr().err
+    load_model(tmp_path / "ema.ckpt")
+    load_model(tmp_path / "online.ckpt", use_ema=False)
+    assert "--no-ema" not in capsys.readouterr().err
+
+
 # -- item 3: atomic saves, truncated files ------------------------------------------------------------------------
 KILLED_DURING_SAVE = """
 import resource, signal, sys, torch

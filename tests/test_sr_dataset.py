@@ -291,8 +291,8 @@ def test_default_cutoff_draw_is_the_official_one(tmp_path):
 
 
 def test_shipped_sr_dataset_configs_draw_cutoffs_as_documented(tmp_path, monkeypatch):
-    """folder.json (paper) gets the official draw from the defaults; the tiny demo configs keep the 25 Hz grid
-    and the clamp they were trained with."""
+    """folder.json (paper) gets the official draw from the defaults; the tiny demo configs use the 25 Hz grid
+    and no roll-off bound on the cutoff (docs/miniature, round 5)."""
     from saga_hsmad.data.loader import create_dataset_from_config
 
     write(tmp_path / "a.wav", noise(2 * L, seed=13), caption=None)
@@ -301,10 +301,11 @@ def test_shipped_sr_dataset_configs_draw_cutoffs_as_documented(tmp_path, monkeyp
         write(tmp_path / split / "b.wav", noise(2 * L, seed=14))
     monkeypatch.setenv("SAGA_SR_AUDIO_DIR", str(tmp_path))
     monkeypatch.setenv("SAGA_HSMAD_DEMO_CORPUS", str(tmp_path))
-    expected = {"folder.json": (1, "range"), "demo.json": (25, "clamp"), "demo_valid.json": (25, "clamp")}
-    for name, (step, below) in expected.items():
+    expected = {"folder.json": (1, "range", 0.94), "demo.json": (25, "clamp", None),
+                "demo_valid.json": (25, "clamp", None)}
+    for name, (step, below, clamp) in expected.items():
         config = json.loads((REPO / "dataset_configs/saga_sr" / name).read_text())
         ds = create_dataset_from_config(config, name, sample_size=L, sample_rate=SR, audio_channels=2, seed=0)
         options = ds.lowres_options
         assert (options["cutoff_step_hz"], options["below_range"]) == (step, below), name
-        assert options["cutoff_range"] == (2000.0, 16000.0) and options["clamp"] == 0.94
+        assert options["cutoff_range"] == (2000.0, 16000.0) and options["clamp"] == clamp, name

@@ -12,13 +12,13 @@ feature space, among (LR features, f_h) pairs drawn from the training dataset wi
 Features of a window (mono mix, Hann 2048, hop 512, centred; power summed over frames):
 
 * log10 of the share of the power in six bands: 0-150, 150-300, 300-600, 600-1,200, 1,200-2,400 Hz and above
-  (all of these lie below the lowest cutoff of the paper's range, 2 kHz, except the last);
+  (the first four lie below 2 kHz, the lowest cutoff of the paper's range, so they are always in the LR band);
 * the LR roll-off f_l (``dsp.rolloff.spectral_rolloff``).
 
 Features and k = 5 were chosen on the demo corpus' valid split (docs/miniature, round 5). On 40 valid windows
 of the tiny config (0.74 s) the fitted predictor's mean |predicted - true f_h| is 0.16, against 0.30 for the
-training median. A fitted predictor is a plain
-dict stored in the model config as ``sampling.target_rolloff_predictor``, so it travels inside every checkpoint.
+training median. A fitted predictor is a plain dict stored in the model config as
+``sampling.target_rolloff_predictor``, so it travels inside every checkpoint.
 Fit one with ``python -m saga_hsmad.cli.target_rolloff --predictor``.
 """
 from __future__ import annotations

@@ -20,18 +20,25 @@ import typing as tp
 from pathlib import Path
 
 
-def measure(dataset_config: dict, model_config: dict, n: int = 512, seed: int = 0,
-            where: str = "dataset config") -> dict[str, float]:
-    """Summary (n, quantiles, median, median_hz) of f_h over up to ``n`` training windows."""
+def sr_dataset(dataset_config: dict, model_config: dict, seed: int = 0, where: str = "dataset config"):
+    """The ``super_resolution`` training dataset of ``dataset_config`` at the model's window size and rate."""
     from ..data.loader import create_dataset_from_config
-    from ..data.sr_dataset import SuperResolutionDataset, rolloff_summary, target_rolloffs
+    from ..data.sr_dataset import SuperResolutionDataset
 
     dataset = create_dataset_from_config(dataset_config, where, sample_size=model_config["sample_size"],
                                          sample_rate=model_config["sample_rate"],
                                          audio_channels=model_config.get("audio_channels", 2), seed=seed)
     if not isinstance(dataset, SuperResolutionDataset):
         raise TypeError(f"{where}: dataset_type must be 'super_resolution', got {dataset_config.get('dataset_type')!r}")
-    values = target_rolloffs(dataset, n)
+    return dataset
+
+
+def measure(dataset_config: dict, model_config: dict, n: int = 512, seed: int = 0,
+            where: str = "dataset config") -> dict[str, float]:
+    """Summary (n, quantiles, median, median_hz) of f_h over up to ``n`` training windows."""
+    from ..data.sr_dataset import rolloff_summary, target_rolloffs
+
+    values = target_rolloffs(sr_dataset(dataset_config, model_config, seed, where), n)
     if values.size == 0:
         raise ValueError(f"{where}: every sampled window is silent; no roll-off to take a median of")
     return rolloff_summary(values)
@@ -40,15 +47,9 @@ def measure(dataset_config: dict, model_config: dict, n: int = 512, seed: int = 
 def fit_predictor(dataset_config: dict, model_config: dict, draws: int = 4, k: int = 5, max_windows: int = 2048,
                   seed: int = 0, where: str = "dataset config"):
     """A ``RolloffPredictor`` fitted on ``draws`` passes of the training dataset's own (LR, f_h) windows."""
-    from ..data.loader import create_dataset_from_config
-    from ..data.sr_dataset import SuperResolutionDataset
     from ..inference.rolloff_predictor import dataset_pairs, fit_rolloff_predictor
 
-    dataset = create_dataset_from_config(dataset_config, where, sample_size=model_config["sample_size"],
-                                         sample_rate=model_config["sample_rate"],
-                                         audio_channels=model_config.get("audio_channels", 2), seed=seed)
-    if not isinstance(dataset, SuperResolutionDataset):
-        raise TypeError(f"{where}: dataset_type must be 'super_resolution', got {dataset_config.get('dataset_type')!r}")
+    dataset = sr_dataset(dataset_config, model_config, seed, where)
     predictor = fit_rolloff_predictor(dataset_pairs(dataset, draws, max_windows), model_config["sample_rate"], k)
     predictor.source = (f"fitted on {len(predictor.targets)} windows of {where} ({draws} draws of window and LR "
                         f"filter, seed {seed})")

@@ -282,13 +282,16 @@ class SuperResolutionDataset(torch.utils.data.Dataset):
         return hr.to(torch.float32), metadata
 
 
+def spread_indices(length: int, count: int) -> np.ndarray:
+    """Up to ``count`` distinct item indices spread evenly over ``range(length)``, first and last included."""
+    return np.unique(np.linspace(0, length - 1, min(count, length)).round().astype(int))
+
+
 def target_rolloffs(dataset: SuperResolutionDataset, n: int = 512) -> np.ndarray:
     """f_h (the HR roll-off) of up to ``n`` windows spread evenly over the dataset, one window per file
     (the items' own windows at the dataset's seed and epoch); silent windows (roll-off 0) are skipped."""
-    count = min(n, len(dataset))
-    indices = np.unique(np.linspace(0, len(dataset) - 1, count).round().astype(int))
     values = []
-    for i in indices:
+    for i in spread_indices(len(dataset), n):
         hr, mask, *_ = dataset.read_hr(int(i))
         value = float(spectral_rolloff(hr))
         if value > 0:

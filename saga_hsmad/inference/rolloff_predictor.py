@@ -135,8 +135,9 @@ def fit_rolloff_predictor(pairs: tp.Iterable[tuple[np.ndarray | torch.Tensor, fl
 def dataset_pairs(dataset, draws: int = 4, max_windows: int = 2048) -> tp.Iterator[tuple[torch.Tensor, float]]:
     """(LR window, f_h) from a ``SuperResolutionDataset``: ``draws`` passes over up to ``max_windows`` items
     spread over it, each pass with other windows and other LR filters (the dataset's own simulation)."""
-    count = min(len(dataset), max(1, max_windows // max(draws, 1)))
-    indices = np.unique(np.linspace(0, len(dataset) - 1, count).round().astype(int))
+    from ..data.sr_dataset import spread_indices
+
+    indices = spread_indices(len(dataset), max(1, max_windows // max(draws, 1)))
     for draw in range(draws):
         dataset.epoch = draw  # item_rng(seed, epoch, index): other windows and filters per pass
         for i in indices:

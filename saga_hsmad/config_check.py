@@ -290,6 +290,9 @@ def pretransform_channels(cfg: dict | None) -> tuple[int | None, int | None]:
     if cfg.get("type") == "mdct":
         channels, hop = c.get("channels", 2), c.get("hop", 64)
         return channels, channels * hop
+    if cfg.get("type") == "log_stft":
+        channels, n_fft = c.get("channels", 1), c.get("n_fft", 512)
+        return channels, channels * (n_fft // 2 + 1)
     if cfg.get("type") == "autoencoder":
         return c.get("io_channels"), c.get("latent_dim")
     if cfg.get("type") == "patched":
@@ -358,7 +361,8 @@ def validate_model_config(config: dict) -> list[Problem]:
         if enc_ch is not None and model.get("io_channels") != enc_ch:
             problems.append(Problem("model.io_channels", f"{model.get('io_channels')} but the pretransform "
                                     f"encodes to {enc_ch} channels"))
-        ratio = {"patch": pt.get("config", {}).get("patch_size", 256), "mdct": pt.get("config", {}).get("hop", 64)}.get(
+        ratio = {"patch": pt.get("config", {}).get("patch_size", 256), "mdct": pt.get("config", {}).get("hop", 64),
+                 "log_stft": pt.get("config", {}).get("hop", 128)}.get(
             pt.get("type"), pt.get("config", {}).get("downsampling_ratio"))
         if ratio and config["sample_size"] % ratio:
             problems.append(Problem("sample_size", f"{config['sample_size']} is not a multiple of the "

@@ -1,2 +1,2 @@
 """Registered pretransform types."""
-from . import dac_local, mdct_pretransform, patch_pretransform  # noqa: F401
+from . import dac_local, log_stft, mdct_pretransform, patch_pretransform  # noqa: F401

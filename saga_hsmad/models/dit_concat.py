@@ -35,6 +35,7 @@ from stable_audio_tools.models.dit import DiffusionTransformer
 from ..inference.guidance import Guidance, guided_velocity
 from ..registry import DIFFUSION_MODELS
 from .condition_dropout import NullMask, apply_null, resolve_null_mask
+from .prediction import Prediction, check_prediction, to_velocity
 
 CONDITION_NAMES = ("lr_latent", "text")
 DEFAULT_COND_DROPOUT = {"lr_latent": 0.1, "text": 0.1}
@@ -75,6 +76,9 @@ class DiTConcat(ConditionedDiffusionModel):
         use_checkpointing: SAT's ContinuousTransformer checkpoints every layer by default; False
             turns it off (small models on CPU). Only used while gradients are enabled.
         diffusion_objective: filled in by the factory from ``model.diffusion.diffusion_objective``.
+        prediction: what the network outputs: "velocity" (default, the paper) or "x0", the clean latent,
+            turned into the velocity (x − x̂0) / max(t, x0_t_min) (``models.prediction``).
+        x0_t_min: the smallest t divided by with ``prediction: "x0"``.
     """
 
     condition_names: tuple[str, ...] = CONDITION_NAMES
@@ -106,6 +110,7 @@ class DiTConcat(ConditionedDiffusionModel):
                  lr_latent_null_value: float = -5.0, text_null_value: float = 0.0,
                  use_checkpointing: bool = True,
                  diffusion_objective: tp.Literal["v", "rectified_flow", "rf_denoiser"] = "rectified_flow",
+                 prediction: Prediction = "velocity", x0_t_min: float = 0.05,
                  **transformer_kwargs: tp.Any):
         super().__init__(supports_cross_attention=cond_token_dim > 0, supports_input_concat=True,
                          supports_global_cond=global_cond_dim > 0, supports_prepend_cond=False)
@@ -122,6 +127,11 @@ class DiTConcat(ConditionedDiffusionModel):
         for name, p in dropout.items():
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"model.diffusion.config.cond_dropout.{name} must be in [0, 1], got {p}")
+        check_prediction(prediction, x0_t_min, "model.diffusion.config")
+        if prediction != "velocity" and diffusion_objective != "rectified_flow":
+            raise ValueError(f"model.diffusion.config.prediction {prediction!r} needs the rectified_flow objective, "
+                             f"got {diffusion_objective!r}")
+        self.prediction, self.x0_t_min = prediction, float(x0_t_min)
         self.cond_dropout = dropout
         self.lr_latent_null_value = float(lr_latent_null_value)
         self.text_null_value = float(text_null_value)
@@ -194,8 +204,9 @@ class DiTConcat(ConditionedDiffusionModel):
         input_concat_cond = apply_null(input_concat_cond, nulled["lr_latent"], self.lr_latent_null_value)
         if cross_attn_cond is not None:
             cross_attn_cond = apply_null(cross_attn_cond, nulled["text"], self.text_null_value)
-        return self.model(
+        output = self.model(
             x, t, cross_attn_cond=cross_attn_cond, cross_attn_cond_mask=cross_attn_mask,
             input_concat_cond=input_concat_cond, global_embed=global_cond, prepend_cond=prepend_cond,
             prepend_cond_mask=prepend_cond_mask, cfg_scale=1.0, cfg_dropout_prob=0.0,
             use_checkpointing=self.use_checkpointing and torch.is_grad_enabled())
+        return to_velocity(output, x, t, self.prediction, self.x0_t_min)

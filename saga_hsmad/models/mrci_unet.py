@@ -61,6 +61,7 @@ from torch import nn
 from ..registry import DIFFUSION_MODELS
 from .blocks import AdaLNModulation, TimestepEmbedding, masked_mean
 from .condition_dropout import NullMask, resolve_null_mask
+from .prediction import Prediction, check_prediction, to_velocity
 from .hse import HierarchicalSymbolEncoder, SymbolLevels, strided_downsample
 from .rotary_attention import RotaryAttention
 from .structure_packing import unpack_structure
@@ -279,7 +280,10 @@ class MRCIUNet(ConditionedDiffusionModel):
         tca_window: None (paper: TCA and SCM attend to the whole window) or a number of frames w: a U-Net frame
             attends only to symbol frames within ±w of it at its level, in O(n·w) time and memory (for long
             windows; ±w frames span w·R₁ latent frames at the middle level).
-        diffusion_objective: given by the builder; the model predicts the rectified-flow velocity.
+        diffusion_objective: given by the builder; the model returns the rectified-flow velocity.
+        prediction: what the network outputs: "velocity" (default, the paper) or "x0", the clean latent,
+            turned into the velocity (x − x̂0) / max(t, x0_t_min) (``models.prediction``).
+        x0_t_min: the smallest t divided by with ``prediction: "x0"``.
     """
 
     condition_names: tuple[str, ...] = ("structure", "style")
@@ -292,9 +296,12 @@ class MRCIUNet(ConditionedDiffusionModel):
                  encoder: dict | None = None, symbol_mode: SymbolMode = "hierarchical",
                  tca_levels: tp.Sequence[UNetLevel] | None = None, scm_levels: tp.Sequence[UNetLevel] | None = None,
                  cond_dropout: tp.Mapping[str, float] | None = None, dropout: float = 0.0, rotary: bool = True,
-                 tca_window: int | None = None, diffusion_objective: str = "rectified_flow"):
+                 tca_window: int | None = None, diffusion_objective: str = "rectified_flow",
+                 prediction: Prediction = "velocity", x0_t_min: float = 0.05):
         super().__init__(supports_global_cond=True, supports_input_concat=True)
         where = "model.diffusion.config"
+        check_prediction(prediction, x0_t_min, where)
+        self.prediction, self.x0_t_min = prediction, float(x0_t_min)
         for key, value, size in (("widths", widths, 3), ("factors", factors, 2), ("num_res_blocks", num_res_blocks, 3),
                                  ("num_transformer_blocks", num_transformer_blocks, 3)):
             if len(value) != size:
@@ -562,4 +569,4 @@ class MRCIUNet(ConditionedDiffusionModel):
         h = self.bottleneck(h, bottleneck_cond, contexts["bottleneck"])
         for level in ("middle", "high"):
             h = self.up[level](self.upsample[level](h), skips[level], cond, contexts[level])
-        return self.output_proj(F.silu(self.output_norm(h, cond)))
+        return to_velocity(self.output_proj(F.silu(self.output_norm(h, cond))), x, t, self.prediction, self.x0_t_min)

@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The demo's options (``--out`` and the ``--max-steps`` / ``--batch-size`` / ``--sample-steps`` shared with
     the SR demo have their own defaults there)."""
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "demo_midi")
-    parser.add_argument("--max-steps", type=int, default=1500)
+    parser.add_argument("--max-steps", type=int, default=3000)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--sample-steps", type=int, default=20)
 

@@ -24,6 +24,28 @@ class ModelConfigEmbedder(pl.Callback):
         checkpoint["model_config"] = self.model_config
 
 
+class RankSeed(pl.Callback):
+    """With several processes (DDP), reseeds each one's random generators with ``seed + global rank`` once the
+    processes exist, so the ranks draw different noise and timesteps for their items. ``seed_everything`` in
+    ``train.py`` gives every process the same seed, which would make the ranks' draws identical. The weights
+    are built before, under the shared seed, so every rank starts from the same model. One process: nothing
+    changes, so a single-device run is the run it was."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if trainer.world_size > 1:
+            import random
+
+            import numpy as np
+
+            seed = self.seed + trainer.global_rank
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            torch.manual_seed(seed)
+
+
 class DataPosition(pl.Callback):
     """Places the training loader's ``ResumableSampler`` at the trainer's global step, so the data order and
     random windows are a function of (seed, global step): a run resumed at step k sees the batches an
@@ -251,8 +273,9 @@ def display_conditions(configs: tp.Sequence[dict]) -> dict[str, bool]:
 
 
 def make_callbacks(model_config: dict, run_dir: Path, checkpoint_every: int, dataset_config: dict | None = None,
-                   train_loader: torch.utils.data.DataLoader | None = None):
+                   train_loader: torch.utils.data.DataLoader | None = None, seed: int = 0):
     callbacks = [
+        RankSeed(seed),
         pl.callbacks.ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), every_n_train_steps=checkpoint_every,
                                      save_top_k=-1, save_last=True, filename="step={step}", auto_insert_metric_name=False),
         ModelConfigEmbedder(model_config),

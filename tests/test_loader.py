@@ -42,3 +42,25 @@ def test_repeat_makes_distinct_passes_of_the_same_draws(noise_folder):
             create_dataloader_from_config({**config, "repeat": bad}, **common)
         assert [p.path for p in validate_dataset_config({**config, "repeat": bad})] == ["dataset.repeat"]
     assert validate_dataset_config({**config, "repeat": 4}) == []
+
+
+def test_persistent_workers_read_what_fresh_workers_read(noise_folder):
+    """Workers live across epochs by default (a fresh one per epoch cost seconds each); the dataset config's
+    ``loader`` options override the default, and both read the same windows in the same order."""
+    config = {"dataset_type": "audio_folder", "roots": str(noise_folder), "repeat": 2}
+    common = dict(batch_size=2, sample_size=4096, sample_rate=44100, num_workers=1, seed=5)
+    persistent = create_dataloader_from_config(config, **common)
+    fresh = create_dataloader_from_config({**config, "loader": {"persistent_workers": False}}, **common)
+    assert persistent.persistent_workers and not fresh.persistent_workers
+    assert not create_dataloader_from_config(config, **{**common, "num_workers": 0}).persistent_workers
+
+    def read(loader) -> list[tuple[str, float]]:
+        seen = []
+        for epoch in range(3):
+            loader.sampler.place(epoch, 1 if epoch == 1 else 0)  # what DataPosition does at each epoch
+            seen += [(md["path"], md["seconds_start"]) for _, batch in loader for md in batch]
+        return seen
+
+    seen = read(persistent)
+    assert seen == read(fresh)
+    assert len(set(seen)) > len(seen) // 2  # the epochs draw different windows

@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "demo_midi")
     parser.add_argument("--max-steps", type=int, default=3000)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--sample-steps", type=int, default=20)
+    parser.add_argument("--sample-steps", type=int, default=50)
 
 
 def summary_table(summary_csv: Path) -> str:

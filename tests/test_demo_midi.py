@@ -38,3 +38,17 @@ def test_summary_table_lists_model_baseline_and_ceiling_in_that_order(tmp_path):
     lines = demo_midi.summary_table(path).splitlines()
     assert [line.split()[0] for line in lines[1:]] == ["HS-MAD", "additive", "ground-truth"]
     assert "0.250" in lines[1] and "0.600" in lines[2] and "0.520" in lines[3]
+
+
+def test_demo_trains_to_the_end_of_the_configs_learning_rate_schedule():
+    """The demo stops where the tiny config's cosine schedule ends: stopping earlier skips the annealed end
+    (in round 6, F1 kept rising while the rate fell), and steps past it train at learning rate 0."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser()
+    demo_midi.add_arguments(parser)
+    steps = parser.parse_args([]).max_steps
+    config = json.loads((demo_midi.REPO / demo_midi.MODEL_CONFIG).read_text())
+    schedule = config["training"]["optimizer_configs"]["diffusion"]["scheduler"]["config"]
+    assert schedule["total_steps"] == steps

@@ -169,6 +169,34 @@ def test_windows_deterministic_given_seed_epoch_index(tmp_path):
     assert len(starts) > 1, "windows must change with the epoch"
 
 
+def test_parsed_midi_is_cached_and_an_edited_file_read_again(tmp_path, monkeypatch):
+    import saga_hsmad.conditioners.hierarchical_midi as hm
+
+    _, midi = write_pair(tmp_path, "piece")
+    cached, fresh = folder_dataset(tmp_path, seed=5), folder_dataset(tmp_path, seed=5)
+    parsed = []
+    real_read = hm.read_midi
+    monkeypatch.setattr(hm, "read_midi", lambda path, **kw: parsed.append(path) or real_read(path, **kw))
+    windows = []
+    for epoch in range(3):
+        cached.epoch = epoch
+        windows.append(cached[0])
+    assert len(parsed) == 1, "three windows of one piece parse its MIDI once"
+    for epoch, (xa, ma) in enumerate(windows):
+        fresh._scores.clear()
+        fresh.epoch = epoch
+        xb, mb = fresh[0]
+        assert torch.equal(xa, xb) and torch.equal(structure_of(ma), structure_of(mb))
+    parsed.clear()
+    write_midi(midi, [2.0, 3.0, 4.0])                    # edited: fewer notes, another size
+    cached[0]
+    assert len(parsed) == 1, "an edited MIDI file is parsed again"
+    monkeypatch.setattr(mad.MidiAudioDataset, "SCORE_CACHE", 0)
+    uncached = folder_dataset(tmp_path, seed=5)
+    uncached[0], uncached[0]
+    assert len(parsed) == 3 and not uncached._scores, "a cache of 0 pieces keeps nothing"
+
+
 def test_silent_windows_are_redrawn(tmp_path):
     write_pair(tmp_path, "sparse", seconds=20.0, times=[15.0])   # one note, at 15 s (0.25 s long)
 

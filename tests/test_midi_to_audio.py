@@ -112,6 +112,35 @@ def test_decoupled_guidance_formula_and_one_forward_per_step(tiny_model, w_h, w_
     assert stub.calls == [3 * 3] * steps
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.6])
+def test_temperature_scales_the_initial_noise(tiny_model, temperature):
+    stub = BranchStub()
+    tiny_model.model = stub
+    renderer = MidiToAudio(tiny_model, tiny_config(), MidiToAudioOptions(steps=2, w_structure=2.0, w_style=1.5,
+                                                                       temperature=temperature))
+    score = long_score(1.5)
+    plan = renderer.plan(score)
+    latents = renderer.generate_latents(renderer.window_metadata(score, plan, "a style"), plan)
+    noise = torch.randn((1, tiny_model.io_channels, plan.frames), generator=torch.Generator().manual_seed(0))
+    b = stub
+    v = b.BASE + 2.0 * b.H + 1.5 * b.S                    # constant guided velocity: x_0 = τ·noise − v
+    torch.testing.assert_close(latents, temperature * noise - v, rtol=1e-5, atol=1e-4)
+
+
+def test_temperature_comes_from_the_flag_then_the_config():
+    from types import SimpleNamespace
+
+    from saga_hsmad.inference.midi_to_audio import options_from_args
+
+    args = SimpleNamespace(steps=None, w_structure=None, w_style=None, window_overlap=None, crossfade="linear",
+                           release=0.5, batch_windows=1, seed=0, temperature=None)
+    config = tiny_config()
+    assert options_from_args(args, {**config, "sampling": {}}).temperature == 1.0
+    assert options_from_args(args, {**config, "sampling": {"temperature": 0.7}}).temperature == 0.7
+    args.temperature = 0.5
+    assert options_from_args(args, {**config, "sampling": {"temperature": 0.7}}).temperature == 0.5
+
+
 def test_forward_count_follows_batch_windows(tiny_model):
     stub = BranchStub()
     tiny_model.model = stub
@@ -351,7 +380,8 @@ def test_absurd_release_is_refused_up_front(tiny_model, release):
 
 
 @pytest.mark.parametrize("field, value", [("w_structure", math.nan), ("w_style", math.inf), ("group_windows", 0),
-                                          ("window_overlap", math.nan)])
+                                          ("window_overlap", math.nan), ("temperature", 0.0),
+                                          ("temperature", -1.0), ("temperature", math.nan)])
 def test_other_bad_options_are_refused(tiny_model, field, value):
     with pytest.raises(ValueError, match=field.replace("_", "[-_]")):
         MidiToAudio(tiny_model, tiny_config(), MidiToAudioOptions(**{field: value}))

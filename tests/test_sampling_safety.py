@@ -70,6 +70,8 @@ def files_in(folder) -> list[str]:
     ("--w-structure", "nan", "finite"),  # wrote a constant -1.0 file, exit 0
     ("--w-style", "-2", "must be >= 0"),
     ("--window-overlap", "inf", "finite"),
+    ("--temperature", "0", "must be > 0"),
+    ("--temperature", "nan", "finite"),
 ])
 def test_numeric_flags_are_refused_by_name_in_one_line(flag, value, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:  # refused by the parser, before any checkpoint is read

@@ -22,6 +22,7 @@ MAX_BATCH_WINDOWS = 64        # windows per forward
 MAX_WINDOW = 1 << 21          # SAGA-SR window in samples at 44.1 kHz (47.6 s; the paper's is 2**18)
 MAX_OVERLAP_SECONDS = 60.0    # window overlaps (also shorter than the window, checked with the model)
 MAX_SEED = 2 ** 32 - 1        # window noise seeds are derived from 32 bits of the seed
+MAX_TEMPERATURE = 10.0        # initial-noise scale; 1 samples the learned distribution
 
 
 def bounded(kind: type[int] | type[float], low: float | None = None, high: float | None = None,
@@ -55,6 +56,7 @@ batch_windows = bounded(int, 1, MAX_BATCH_WINDOWS)
 window = bounded(int, 1, MAX_WINDOW)
 overlap_seconds = bounded(float, 0.0, MAX_OVERLAP_SECONDS)
 rolloff = bounded(float, 0.0, 1.0, high_open=True)
+temperature = bounded(float, 0.0, MAX_TEMPERATURE, low_open=True)
 
 
 class OneLineParser(argparse.ArgumentParser):

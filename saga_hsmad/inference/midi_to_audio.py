@@ -1,7 +1,7 @@
 """``sample.py`` mode ``midi``: MIDI (+ a style text) → audio with an HS-MAD model (spec §6).
 
     python sample.py --ckpt runs/hsmad/export.safetensors --midi song.mid --midi pieces/ --output out/ \
-        [--style "Classical Piano Performance"] [--w-structure 2.0] [--w-style 1.5] [--steps 50]
+        [--style "Classical Piano Performance"] [--w-structure 2.0] [--w-style 1.5] [--steps 50] [--temperature 1.0]
 
 Per MIDI file (``.mid``/``.midi``; a directory is searched recursively and its layout kept) →
 ``OUTPUT/<name>.wav`` at the model's rate (44.1 kHz) with the model's channels:
@@ -36,7 +36,10 @@ Per MIDI file (``.mid``/``.midi``; a directory is searched recursively and its l
    40 MB per window in float32, for one group at a time). The noise of the first group (of the whole
    piece, when it fits one group) is drawn from ``--seed``; a later group reuses the previous group's noise
    on the frames they share and draws its new frames from (seed, group index), so the result does not
-   depend on ``--batch-windows``.
+   depend on ``--batch-windows``. ``--temperature`` τ scales that noise: the ODE starts from τ·ε instead of ε
+   (τ = 1 samples the learned distribution; τ < 1 starts nearer its centre, as flow-based TTS samplers such as
+   Glow-TTS and Matcha-TTS do, trading variety for fewer stray components; the scaling is applied after the
+   noise is drawn, so groups still share their overlap's noise).
 6. Each window's latent crop is decoded and the audio windows are joined with ``windowing.OverlapAdd``'s
    crossfade (``--crossfade``: correlation-corrected equal power, or linear) in a one-window buffer that
    streams finished audio to the output file (``streaming.StreamingOverlapAdd``, as super-resolution does).
@@ -44,8 +47,9 @@ Per MIDI file (``.mid``/``.midi``; a directory is searched recursively and its l
    the decoder's edge effects; between groups (sampled separately from the same noise and score on the
    shared frames) the crossfade joins two renditions of the overlap, as between super-resolution windows.
 
-Defaults of ``--style``, ``--w-structure``, ``--w-style`` and ``--steps`` come from the model config's
-``sampling`` section when it has them (``style``, ``w_structure``, ``w_style``, ``steps``), else 2.0 / 1.5 / 50.
+Defaults of ``--style``, ``--w-structure``, ``--w-style``, ``--steps`` and ``--temperature`` come from the model
+config's ``sampling`` section when it has them (``style``, ``w_structure``, ``w_style``, ``steps``,
+``temperature``), else 2.0 / 1.5 / 50 / 1.0.
 w_H = w_S = 1 is the plain composition v(C_H) + v(C_S) − v(∅); larger weights extrapolate further along each
 condition (stricter score following for w_H, stronger timbre for w_S); w_H = w_S = 0 is unconditional.
 Style text per file, first that applies: ``--style``; a same-stem ``.json`` next to the MIDI with a
@@ -84,7 +88,7 @@ from .super_resolution import window_seed
 from .windowing import Curve, OverlapAdd, plan_windows
 
 MIDI_EXTENSIONS = (".mid", ".midi")
-DEFAULTS = {"w_structure": 2.0, "w_style": 1.5, "steps": 50}
+DEFAULTS = {"w_structure": 2.0, "w_style": 1.5, "steps": 50, "temperature": 1.0}
 OUTPUT_SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
 MAX_RELEASE_SECONDS = 10.0  # --release beyond this is a typo (1e5 s asked for a day of audio)
 
@@ -102,6 +106,7 @@ class MidiToAudioOptions:
     batch_windows: int = 1
     group_windows: int = 8  # windows fused on one latent; a longer piece is sampled group by group
     seed: int = 0
+    temperature: float = 1.0  # the ODE starts from temperature × the drawn noise (module docstring, point 5)
     cache_conditioning: bool = True  # False recomputes the symbolic encoder every step (same output; for checks)
 
 
@@ -223,6 +228,8 @@ class MidiToAudio:
         for flag, value in (("--w-structure", options.w_structure), ("--w-style", options.w_style)):
             if not math.isfinite(value):
                 raise ValueError(f"{flag} {value} must be a finite guidance weight")
+        if not (math.isfinite(options.temperature) and options.temperature > 0):
+            raise ValueError(f"--temperature {options.temperature} must be a finite number > 0 (1 = the drawn noise)")
         check_release(options.release)
         self.guidance: Guidance = decoupled_guidance(options.w_structure, options.w_style)
 
@@ -304,7 +311,8 @@ class MidiToAudio:
             noise = self.group_noise(plan, 0, None)
         assert noise.shape == (1, int(model.io_channels), plan.frames), \
             f"noise {tuple(noise.shape)} for a plan of {plan.frames} frames"
-        return sample_euler(velocity, noise.to(device=device, dtype=dtype), linear_schedule(self.options.steps),
+        start = noise.to(device=device, dtype=dtype) * self.options.temperature
+        return sample_euler(velocity, start, linear_schedule(self.options.steps),
                             callback=callback)
 
     def group_noise(self, group: WindowPlan, index: int,
@@ -469,7 +477,8 @@ def options_from_args(args, model_config: dict) -> MidiToAudioOptions:
         steps=int(pick("steps", args.steps)), w_structure=float(pick("w_structure", args.w_structure)),
         w_style=float(pick("w_style", args.w_style)), window_overlap=args.window_overlap,
         crossfade=args.crossfade, release=args.release, batch_windows=args.batch_windows,
-        group_windows=getattr(args, "group_windows", MidiToAudioOptions.group_windows), seed=args.seed)
+        group_windows=getattr(args, "group_windows", MidiToAudioOptions.group_windows), seed=args.seed,
+        temperature=float(pick("temperature", getattr(args, "temperature", None))))
 
 
 class MidiToAudioMode:
@@ -489,6 +498,9 @@ class MidiToAudioMode:
                                "of the model config, else 2.0)")
         add_argument_once(group, "--w-style", type=flags.guidance, default=None,
                           help="w_S, decoupled guidance on the style (default: sampling.w_style, else 1.5)")
+        add_argument_once(group, "--temperature", type=flags.temperature, default=None,
+                          help="scale of the initial noise, > 0: 1 samples the learned distribution, below 1 "
+                               "starts nearer its centre (default: sampling.temperature, else 1.0)")
         add_argument_once(group, "--window-overlap", type=flags.overlap_seconds, default=None,
                           help="overlap of neighbouring windows in seconds (default: a quarter of the window)")
         add_argument_once(group, "--crossfade", choices=["equal_power", "linear"], default="equal_power",
@@ -517,7 +529,8 @@ class MidiToAudioMode:
             print(f"ERROR: {e}", file=sys.stderr)
             return 2
         o = renderer.options
-        print(f"midi: {o.steps} Euler steps (linear t), w_H {o.w_structure}, w_S {o.w_style}, window "
+        print(f"midi: {o.steps} Euler steps (linear t), w_H {o.w_structure}, w_S {o.w_style}, temperature "
+              f"{o.temperature:g}, window "
               f"{renderer.window} latent frames ({renderer.window_seconds:.3f} s), overlap {renderer.overlap} frames "
               f"({renderer.overlap * renderer.ratio / renderer.sample_rate:.3f} s), {o.crossfade} crossfade, "
               f"release {o.release} s, seed {o.seed}"
